@@ -1,0 +1,1 @@
+"""Async user service: the Flask-Migrate tutorial rebuilt on FastAPI, SQLAlchemy asyncio and Alembic."""

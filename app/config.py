@@ -1,0 +1,32 @@
+"""Service configuration: one pydantic-settings class read from the environment or `.env`."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the app and `alembic/env.py` both read it."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./app.db"
+    # SQLite: how long a writer waits for another writer's lock before failing.
+    sqlite_busy_timeout_ms: int = 10_000
+    # Bounds on waiting for the database, so a dead database gives a quick 503, never a hang.
+    db_connect_timeout_s: float = 2.0
+    db_pool_timeout_s: float = 2.0
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Recycle pooled MySQL connections before the server's wait_timeout drops them.
+    db_pool_recycle_s: int = 1800
+    # What to do when the database carries a revision this code does not know (rolling deploys).
+    schema_ahead_policy: Literal["refuse", "warn"] = "refuse"
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

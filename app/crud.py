@@ -1,0 +1,55 @@
+"""User persistence as plain functions; they flush but never commit (the session dependency does)."""
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import UsernameTaken, UserNotFound
+from app.models import User
+
+
+async def create_user(
+    session: AsyncSession, *, username: str, password_hash: str, email: str | None
+) -> User:
+    user = User(username=username, password_hash=password_hash, email=email)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the only constraint a valid body can break: unique username
+        raise UsernameTaken() from exc
+    return user
+
+
+async def get_user(session: AsyncSession, *, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+async def list_users(session: AsyncSession, *, after_id: int, limit: int) -> list[User]:
+    """Keyset pagination: stable and index-only however deep the client pages."""
+    query = select(User).where(User.id > after_id).order_by(User.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def update_user(session: AsyncSession, *, user_id: int, values: dict[str, Any]) -> User:
+    if values:
+        # Write first, read after: on SQLite a transaction that reads before it writes can fail
+        # to upgrade its lock under concurrency instead of waiting for it.
+        result = await session.execute(
+            update(User).where(User.id == user_id).values(**values),
+            execution_options={"synchronize_session": False},
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise UserNotFound(user_id)
+        session.expire_all()
+    return await get_user(session, user_id=user_id)
+
+
+async def delete_user(session: AsyncSession, *, user_id: int) -> None:
+    result = await session.execute(delete(User).where(User.id == user_id))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise UserNotFound(user_id)

@@ -1,0 +1,73 @@
+"""Domain errors and the handlers that turn every failure into one JSON shape: {"detail": ...}."""
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An error the client caused or can act on; `status_code` picks the HTTP answer."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UserNotFound(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} not found")
+
+
+class UsernameTaken(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self) -> None:
+        super().__init__("username already taken")
+
+
+DATABASE_UNAVAILABLE = "database unavailable, retry later"
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default body echoes the submitted input (passwords included): keep only
+    # where the problem is and what it is.
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # Log the kind of failure only: driver messages can carry statement parameters.
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        {"detail": DATABASE_UNAVAILABLE},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Connection loss, lock timeouts, deadlocks and an exhausted pool are the database's
+    # fault and worth a retry; other driver errors are our bugs and stay 500s.
+    for exc_type in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(exc_type, _database_unavailable)

@@ -1,0 +1,35 @@
+"""GET /health: is the database reachable, and does its schema revision match the code?"""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from app.errors import DATABASE_UNAVAILABLE
+from app.schema_revision import code_head, schema_status
+from app.schemas import Health
+
+router = APIRouter()
+
+
+@router.get(
+    "/health",
+    tags=["ops"],
+    responses={503: {"description": "Database unreachable", "content": {"application/json": {
+        "example": {"detail": DATABASE_UNAVAILABLE, "database": "unreachable"}}}}},
+)
+async def health(request: Request) -> Health | JSONResponse:
+    try:
+        status = await schema_status(request.app.state.engine)
+    except (OperationalError, InterfaceError, PoolTimeoutError, OSError):
+        return JSONResponse(
+            {"detail": DATABASE_UNAVAILABLE, "database": "unreachable", "code_revision": code_head()},
+            status_code=503,
+        )
+    return Health(
+        status="ok",
+        database="reachable",
+        revision=status.database_revision,
+        code_revision=status.code_revision,
+        schema_matches_code=status.matches_code,
+    )

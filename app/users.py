@@ -1,0 +1,95 @@
+"""HTTP routes for users: the tutorial's `/user/add` and `/show/{id}`, and the `/users` resource."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from app import crud
+from app.db import SessionDep
+from app.schemas import PAGE_SIZE_MAX, UserCreate, UserOut, UserPage, UserUpdate
+from app.security import hash_password
+
+# Ids are 64-bit on every backend: a larger number is a client error, not an overflow (500).
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1])]
+
+router = APIRouter()
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such user", "content": {"application/json": {"example": {"detail": "user 7 not found"}}}},
+    409: {"description": "Username already taken", "content": {"application/json": {"example": {"detail": "username already taken"}}}},
+    503: {"description": "Database unavailable", "content": {"application/json": {"example": {"detail": "database unavailable, retry later"}}}},
+}
+
+
+async def _create(session: SessionDep, body: UserCreate) -> UserOut:
+    password_hash = await hash_password(body.password)
+    user = await crud.create_user(
+        session, username=body.username, password_hash=password_hash, email=body.email
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/user/add",
+    status_code=status.HTTP_201_CREATED,
+    tags=["tutorial"],
+    responses={k: _ERRORS[k] for k in (409, 503)},
+)
+async def add_user(session: SessionDep, body: UserCreate) -> UserOut:
+    """The tutorial's route: create a user (POST only; creating on GET was unsafe)."""
+    return await _create(session, body)
+
+
+@router.get("/show/{user_id}", tags=["tutorial"], responses={k: _ERRORS[k] for k in (404, 503)})
+async def show_user(session: SessionDep, user_id: UserId) -> UserOut:
+    """The tutorial's route: show one user, without any password material."""
+    return UserOut.model_validate(await crud.get_user(session, user_id=user_id))
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    tags=["users"],
+    responses={k: _ERRORS[k] for k in (409, 503)},
+)
+async def create_user(session: SessionDep, body: UserCreate) -> UserOut:
+    return await _create(session, body)
+
+
+@router.get("/users", tags=["users"], responses={503: _ERRORS[503]})
+async def list_users(
+    session: SessionDep,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Return ids above this.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description="Page size.")] = 50,
+) -> UserPage:
+    users = await crud.list_users(session, after_id=after_id, limit=limit)
+    next_after_id = users[-1].id if len(users) == limit else None
+    return UserPage(items=[UserOut.model_validate(u) for u in users], next_after_id=next_after_id)
+
+
+@router.get("/users/{user_id}", tags=["users"], responses={k: _ERRORS[k] for k in (404, 503)})
+async def get_user(session: SessionDep, user_id: UserId) -> UserOut:
+    return UserOut.model_validate(await crud.get_user(session, user_id=user_id))
+
+
+@router.patch("/users/{user_id}", tags=["users"], responses={k: _ERRORS[k] for k in (404, 503)})
+async def update_user(session: SessionDep, user_id: UserId, body: UserUpdate) -> UserOut:
+    """Change the email (null clears it) and/or the password; omitted fields stay as they are."""
+    values: dict[str, Any] = {}
+    if "email" in body.model_fields_set:
+        values["email"] = body.email
+    if body.password is not None:
+        values["password_hash"] = await hash_password(body.password)
+    user = await crud.update_user(session, user_id=user_id, values=values)
+    return UserOut.model_validate(user)
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["users"],
+    responses={k: _ERRORS[k] for k in (404, 503)},
+)
+async def delete_user(session: SessionDep, user_id: UserId) -> Response:
+    await crud.delete_user(session, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
