@@ -1,4 +1,4 @@
-"""Alembic environment: async online migrations, offline `--sql`, the same DATABASE_URL as the app."""
+"""Alembic environment: async online migrations, offline `--sql`, the app's own DATABASE_URL."""
 
 import asyncio
 import re
@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from logging.config import fileConfig
 from typing import Any
 
-from alembic import context
 from alembic.operations import MigrationScript
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
+from alembic import context
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
 from app.config import get_settings
 from app.db import Base, create_engine, database_url, is_sqlite

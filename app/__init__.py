@@ -1,1 +1,1 @@
-"""Async user service: the Flask-Migrate tutorial rebuilt on FastAPI, SQLAlchemy asyncio and Alembic."""
+"""Async user service: the Flask-Migrate tutorial rebuilt on FastAPI, SQLAlchemy and Alembic."""

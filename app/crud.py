@@ -1,4 +1,4 @@
-"""User persistence as plain functions; they flush but never commit (the session dependency does)."""
+"""User persistence as plain functions; they flush, the session dependency commits."""
 
 from typing import Any
 

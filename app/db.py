@@ -1,4 +1,4 @@
-"""Database plumbing: declarative base with a naming convention, engine factory, session dependency."""
+"""Database plumbing: the declarative base, the engine factory and the session dependency."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -6,7 +6,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
@@ -76,7 +81,9 @@ def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict
     return options
 
 
-def create_engine(settings: Settings, url: URL | None = None, *, pooled: bool = True) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: URL | None = None, *, pooled: bool = True
+) -> AsyncEngine:
     """An async engine for the configured database (or `url`), with SQLite tuned for concurrency.
 
     `pooled=False` is for one-shot work such as migrations: every connection is closed on release.

@@ -15,15 +15,28 @@ router = APIRouter()
 @router.get(
     "/health",
     tags=["ops"],
-    responses={503: {"description": "Database unreachable", "content": {"application/json": {
-        "example": {"detail": DATABASE_UNAVAILABLE, "database": "unreachable"}}}}},
+    response_model=Health,
+    responses={
+        503: {
+            "description": "Database unreachable",
+            "content": {
+                "application/json": {
+                    "example": {"detail": DATABASE_UNAVAILABLE, "database": "unreachable"}
+                }
+            },
+        }
+    },
 )
 async def health(request: Request) -> Health | JSONResponse:
     try:
         status = await schema_status(request.app.state.engine)
     except (OperationalError, InterfaceError, PoolTimeoutError, OSError):
         return JSONResponse(
-            {"detail": DATABASE_UNAVAILABLE, "database": "unreachable", "code_revision": code_head()},
+            {
+                "detail": DATABASE_UNAVAILABLE,
+                "database": "unreachable",
+                "code_revision": code_head(),
+            },
             status_code=503,
         )
     return Health(

@@ -1,4 +1,4 @@
-"""Request and response bodies: what the API accepts, validated before anything touches the database."""
+"""Request and response bodies: input is validated here, before anything touches the database."""
 
 import unicodedata
 from typing import Annotated

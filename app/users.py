@@ -15,9 +15,20 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.", e
 router = APIRouter()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such user", "content": {"application/json": {"example": {"detail": "user 7 not found"}}}},
-    409: {"description": "Username already taken", "content": {"application/json": {"example": {"detail": "username already taken"}}}},
-    503: {"description": "Database unavailable", "content": {"application/json": {"example": {"detail": "database unavailable, retry later"}}}},
+    404: {
+        "description": "No such user",
+        "content": {"application/json": {"example": {"detail": "user 7 not found"}}},
+    },
+    409: {
+        "description": "Username already taken",
+        "content": {"application/json": {"example": {"detail": "username already taken"}}},
+    },
+    503: {
+        "description": "Database unavailable",
+        "content": {
+            "application/json": {"example": {"detail": "database unavailable, retry later"}}
+        },
+    },
 }
 
 

@@ -1,0 +1,79 @@
+"""Fixtures: every test runs once per backend (SQLite, MariaDB) on a fresh, migrated database."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.db import create_engine, database_url
+from app.main import create_app
+from tests import backends
+
+
+@pytest.fixture(scope="session")
+def mysql_database() -> Iterator[URL | None]:
+    """A throwaway MariaDB database for this run; None (tests skip) if no server answers."""
+    server = make_url(backends.MYSQL_URL)
+    problem = asyncio.run(backends.mysql_reachable(server))
+    if problem is not None:
+        if backends.REQUIRE_MYSQL:
+            pytest.fail(f"REQUIRE_MYSQL=1 but MariaDB at {server!r} is unreachable: {problem}")
+        yield None
+        return
+    url = backends.throwaway_mysql_url(server)
+    yield url
+    asyncio.run(backends.drop_mysql_database(url))
+
+
+@pytest.fixture(params=backends.BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def empty_database_url(backend: str, tmp_path: Path, mysql_database: URL | None) -> str:
+    """A database with nothing in it, on the current backend."""
+    if backend == "sqlite":
+        return backends.sqlite_url(tmp_path)
+    if mysql_database is None:
+        pytest.skip(f"MariaDB unreachable at {backends.MYSQL_URL} (set REQUIRE_MYSQL=1 to fail)")
+    await backends.recreate_mysql_database(mysql_database)
+    return backends.url_string(mysql_database)
+
+
+@pytest.fixture
+async def database_url_at_head(empty_database_url: str) -> str:
+    await backends.upgrade(empty_database_url)
+    return empty_database_url
+
+
+@pytest.fixture
+def settings(database_url_at_head: str) -> Settings:
+    return Settings(database_url=database_url_at_head)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """A separate engine on the test database, to check what was really stored."""
+    engine = create_engine(settings, database_url(settings.database_url))
+    yield engine
+    await engine.dispose()
