@@ -73,9 +73,11 @@ async def list_users(
     after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Return ids above this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description="Page size.")] = 50,
 ) -> UserPage:
-    users = await crud.list_users(session, after_id=after_id, limit=limit)
-    next_after_id = users[-1].id if len(users) == limit else None
-    return UserPage(items=[UserOut.model_validate(u) for u in users], next_after_id=next_after_id)
+    # One extra row tells whether another page exists, so the last page says so itself.
+    users = await crud.list_users(session, after_id=after_id, limit=limit + 1)
+    page = users[:limit]
+    next_after_id = page[-1].id if len(users) > limit else None
+    return UserPage(items=[UserOut.model_validate(u) for u in page], next_after_id=next_after_id)
 
 
 @router.get("/users/{user_id}", tags=["users"], responses={k: _ERRORS[k] for k in (404, 503)})
