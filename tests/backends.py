@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from alembic import command
 from app.schema_revision import alembic_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
