@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 from pathlib import Path
+from typing import cast
 
 try:
     import uvloop
@@ -33,8 +34,8 @@ class _Forward(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport, hence no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         STATS[self.counter] += 1
@@ -59,6 +60,7 @@ class _Forward(asyncio.Protocol):
 
 async def _serve(listen: int, upstream_host: str, upstream: int, delay: float) -> None:
     loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
 
     async def on_client(client: _Forward) -> None:
         try:
@@ -75,7 +77,9 @@ async def _serve(listen: int, upstream_host: str, upstream: int, delay: float) -
     def factory() -> _Forward:
         client = _Forward(delay, "client_chunks")
         STATS["connections"] += 1
-        loop.call_soon(lambda: loop.create_task(on_client(client)))
+        task = loop.create_task(on_client(client))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return client
 
     server = await loop.create_server(factory, "127.0.0.1", listen, backlog=1024)

@@ -1,0 +1,217 @@
+"""Process and load-generator plumbing for the benchmark: servers, wrk runs, databases."""
+# ruff: noqa: S603, S607, S310  (a harness starts local processes and polls local URLs by design)
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+WRK_DIR = ROOT / "bench" / "wrk"
+MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian's packages, installed on first use."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk missing: apt-get install -y wrk")
+    quiet = {"stdout": subprocess.DEVNULL}
+    if subprocess.run(["apt-get", "install", "-y", "wrk"], **quiet, check=False).returncode:
+        subprocess.run(["apt-get", "update"], **quiet, check=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], **quiet, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+@dataclass
+class Server:
+    """A server process group we started; stopped by its own process-group id only."""
+
+    name: str
+    argv: Sequence[str]
+    port: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_path: str = "/show/1"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> "Server":
+        logfile = (ROOT / "bench" / "out" / f"{self.name}.log").open("wb")
+        self.proc = subprocess.Popen(
+            list(self.argv),
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see bench/out/{self.name}.log")
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as answer:
+                    if answer.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(
+            ["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        # uvicorn's children: the workers (spawn_main) and multiprocessing's resource tracker.
+        return [int(line.split()[0]) for line in out.splitlines() if "resource_tracker" not in line]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def uvicorn_server(name: str, port: int, database_url: str, **env: str) -> Server:
+    argv = [
+        str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "2", "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+    ]  # fmt: skip
+    return Server(name, argv, port, {"DATABASE_URL": database_url, **env})
+
+
+def gunicorn_server(name: str, port: int, database_url: str) -> Server:
+    argv = [
+        str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync",
+        "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench" / "baseline"),
+        "--log-level", "warning", "--backlog", "4096", "app:app",
+    ]  # fmt: skip
+    return Server(name, argv, port, {"BASELINE_DATABASE_URL": database_url})
+
+
+def wrk(
+    url: str, script: str, connections: int, seconds: int, *args: str, timeout_s: int = 2
+) -> dict[str, Any]:
+    """One wrk run (2 threads, one per core); its JSON summary with req/s added."""
+    argv = [
+        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
+        "-s", str(WRK_DIR / script), url, "--", *args,
+    ]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
+    summary["errors"] = sum(
+        summary[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
+    return summary
+
+
+def mysql_connect(database: str | None = None) -> "pymysql.connections.Connection[Any]":
+    return pymysql.connect(**MYSQL, database=database, autocommit=True, charset="utf8mb4")  # type: ignore[arg-type]
+
+
+def wait_for_mysql(timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with mysql_connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                return str(cur.fetchone()[0])  # type: ignore[index]
+        except pymysql.err.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def recreate_mysql_database(name: str) -> None:
+    assert name.startswith("bench_"), "the benchmark only touches its own bench_* databases"
+    with mysql_connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+
+
+def drop_mysql_database(name: str) -> None:
+    assert name.startswith("bench_")
+    with mysql_connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def alembic(database_url: str, *args: str) -> float:
+    """Run the project's alembic CLI; returns its wall time in seconds."""
+    started = time.perf_counter()
+    subprocess.run(
+        [str(BIN / "alembic"), *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def create_baseline_schema(database_url: str) -> None:
+    """The baseline builds its own table, as the tutorial did, with Flask-SQLAlchemy."""
+    subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT / "bench" / "baseline",
+        env={**os.environ, "BASELINE_DATABASE_URL": database_url},
+        check=True,
+    )
+
+
+def fill_mysql(database: str, rows: int, secret_column: str, secret: str, email: bool) -> None:
+    """`rows` users u1..uN (emails uN@ex.io), in one INSERT ... SELECT from MariaDB's sequences."""
+    email_expr = "CONCAT('u', seq, '@ex.io')" if email else None
+    columns = ["id", "username", secret_column] + (["email"] if email else [])
+    values = ["seq", "CONCAT('u', seq)", "%s"] + ([email_expr] if email_expr else [])
+    with mysql_connect(database) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO user_list ({', '.join(columns)}) "  # noqa: S608 (constants only)
+            f"SELECT {', '.join(values)} FROM seq_1_to_{rows}",
+            (secret,),
+        )
+
+
+def fill_sqlite(path: Path, rows: int, secret_column: str, secret: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            f"INSERT INTO user_list (id, username, {secret_column}, email) "  # noqa: S608
+            "VALUES (?, ?, ?, ?)",
+            ((n, f"u{n}", secret, f"u{n}@ex.io") for n in range(1, rows + 1)),
+        )

@@ -1,0 +1,25 @@
+-- GET /show/{id} with ids drawn uniformly from 1..rows (wrk ... -- ROWS).
+package.path = package.path .. ";" .. debug.getinfo(1).source:match("@?(.*/)") .. "?.lua"
+require "common"
+
+local rows = 10000
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  rows = tonumber(args[1] or rows)
+  math.randomseed(os.time() + (id or 0) * 7919)
+end
+
+function request()
+  return wrk.format("GET", "/show/" .. math.random(1, rows))
+end
+
+function done(summary, latency, requests)
+  summary_json(summary, latency)
+end
