@@ -24,6 +24,20 @@ class Settings(BaseSettings):
     # What to do when the database carries a revision this code does not know (rolling deploys).
     schema_ahead_policy: Literal["refuse", "warn"] = "refuse"
     log_level: str = "INFO"
+    # Hardening (issue 4). Request bodies above this many bytes are answered 413.
+    max_body_bytes: int = 16_384
+    # Every request is answered within this many seconds (503 past it): a stalled database
+    # cannot hold a request, its connection and its client forever.
+    request_timeout_s: float = 15.0
+    # Password hashing pool: 0 threads means one per CPU. A request waits at most
+    # hash_wait_s for a free hasher, and at most hash_queue_max requests wait at once;
+    # past either it is answered 503 with Retry-After.
+    hash_threads: int = 0
+    hash_wait_s: float = 10.0
+    hash_queue_max: int = 64
+    # Per-client token bucket on write routes (POST, PATCH, DELETE); 0 turns it off.
+    rate_limit_writes_per_minute: int = 0
+    rate_limit_burst: int = 20
 
 
 @lru_cache

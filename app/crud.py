@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.errors import UsernameTaken, UserNotFound
 from app.models import User
@@ -27,6 +27,22 @@ async def get_user(session: AsyncSession, *, user_id: int) -> User:
     if user is None:
         raise UserNotFound(user_id)
     return user
+
+
+# Built once: the hot read skips rebuilding the statement, and its compiled form is cached.
+_PUBLIC_USER_BY_ID = select(User.id, User.username, User.email).where(
+    User.id == bindparam("user_id")
+)
+
+
+async def read_public_user(
+    connection: AsyncConnection, *, user_id: int
+) -> Row[int, str, str | None]:
+    """The public fields of one user through Core: the hot read, without ORM identity work."""
+    row = (await connection.execute(_PUBLIC_USER_BY_ID, {"user_id": user_id})).first()
+    if row is None:
+        raise UserNotFound(user_id)
+    return row
 
 
 async def list_users(session: AsyncSession, *, after_id: int, limit: int) -> list[User]:

@@ -1,12 +1,16 @@
 """Database plumbing: the declarative base, the engine factory and the session dependency."""
 
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -63,7 +67,8 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict[str, Any]:
     """Driver and pool options that bound every wait on the database."""
-    options: dict[str, Any] = {}
+    # Statement parameters (password hashes among them) stay out of logs and error messages.
+    options: dict[str, Any] = {"hide_parameters": True}
     if is_sqlite(url):
         options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
     elif is_mysql(url):
@@ -72,7 +77,9 @@ def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict
         options["poolclass"] = NullPool
     elif not is_sqlite(url):
         options.update(
-            pool_pre_ping=True,
+            # No pre-ping on every checkout (a round trip per request): `_ping_idle_connections`
+            # pings only connections that sat idle, and LIFO keeps the busy ones in use.
+            pool_use_lifo=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_s,
@@ -92,7 +99,41 @@ def create_engine(
     engine = create_async_engine(url, **engine_options(url, settings, pooled=pooled))
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    elif pooled:
+        _ping_idle_connections(engine)
     return engine
+
+
+# A connection back in use within this many seconds is taken as alive; older ones are pinged.
+IDLE_PING_AFTER_S = 1.0
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Pre-ping only the connections that sat idle, where a dropped link hides.
+
+    SQLAlchemy's `pool_pre_ping` costs a round trip on every checkout, one more than a read
+    needs. A connection used within the last second is all but surely alive, and if the
+    database went away meanwhile the query fails, the pool is invalidated and the request
+    gets the usual 503; a connection idle for longer (the server's wait_timeout, a restart
+    while quiet) is pinged and, if dead, replaced before the request sees it.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError("idle connection failed its ping") from exc
+
+    event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -113,3 +154,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit runs before the response is sent, so a 2xx means it is durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+@asynccontextmanager
+async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for a read-only route: Core, no Session, no COMMIT.
+
+    Closing it ends the implicit transaction with one ROLLBACK, after which the pool skips its
+    own reset: a primary-key read costs two round trips (SELECT, ROLLBACK), where the session
+    dependency's commit and the pool's reset-on-return make three.
+    """
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as connection:
+        yield connection

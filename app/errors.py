@@ -1,6 +1,7 @@
 """Domain errors and the handlers that turn every failure into one JSON shape: {"detail": ...}."""
 
 import logging
+from typing import ClassVar
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +16,7 @@ class DomainError(Exception):
     """An error the client caused or can act on; `status_code` picks the HTTP answer."""
 
     status_code = status.HTTP_400_BAD_REQUEST
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -35,12 +37,23 @@ class UsernameTaken(DomainError):
         super().__init__("username already taken")
 
 
+class HashingBusy(DomainError):
+    """Every password hasher is busy and the wait for one ran out: a burst, worth a retry."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+    def __init__(self) -> None:
+        super().__init__("too many registrations at once, retry later")
+
+
 DATABASE_UNAVAILABLE = "database unavailable, retry later"
+REQUEST_TIMED_OUT = "request took too long, retry later"
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -10,10 +10,22 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, database_url, redact
 from app.errors import install_error_handlers
 from app.health import router as health_router
+from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
 from app.schema_revision import SchemaMismatch, check_schema
+from app.security import HashingPool, install_pool
 from app.users import router as users_router
 
 logger = logging.getLogger("app")
+
+# At DEBUG these log every statement's parameters or every result row: password hashes.
+# (At INFO SQLAlchemy logs statements, their parameters hidden by the engine.)
+DRIVER_LOGGERS = ("aiosqlite", "aiomysql", "sqlalchemy.engine")
+
+
+def _quiet_driver_loggers() -> None:
+    for name in DRIVER_LOGGERS:
+        driver = logging.getLogger(name)
+        driver.setLevel(max(driver.getEffectiveLevel(), logging.INFO))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = settings or get_settings()
+        _quiet_driver_loggers()
         url = database_url(config.database_url)
         engine = create_engine(config, url)
         try:
@@ -36,7 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ) from None
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
-            yield
+            hashing = HashingPool.from_settings(config)
+            previous = install_pool(hashing)
+            try:
+                yield
+            finally:
+                install_pool(previous)
+                hashing.close()
         finally:
             await engine.dispose()
 
@@ -47,6 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added innermost first: a request meets the deadline, then the rate limit, then the body cap.
+    limits = settings or get_settings()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    if limits.rate_limit_writes_per_minute > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            per_minute=limits.rate_limit_writes_per_minute,
+            burst=limits.rate_limit_burst,
+        )
+    app.add_middleware(DeadlineMiddleware, timeout_s=limits.request_timeout_s)
     app.include_router(users_router)
     app.include_router(health_router)
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from app.models import EMAIL_MAX, USERNAME_MAX
+from app.security import is_common_password
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -33,6 +34,13 @@ def _clean_username(value: str) -> str:
     return value
 
 
+def _uncommon(value: str) -> str:
+    # The message names the rule, never the value: validation errors must not echo passwords.
+    if is_common_password(value):
+        raise ValueError("is one of the most common passwords; choose another")
+    return value
+
+
 Username = Annotated[
     str,
     Field(min_length=1, max_length=USERNAME_MAX, examples=["alice"]),
@@ -43,6 +51,7 @@ Password = Annotated[
     str,
     Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, examples=["correct horse"]),
     AfterValidator(_encodable),
+    AfterValidator(_uncommon),
 ]
 Email = Annotated[
     EmailStr,

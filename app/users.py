@@ -2,10 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app import crud
-from app.db import SessionDep
+from app.db import SessionDep, read_connection
 from app.schemas import PAGE_SIZE_MAX, UserCreate, UserOut, UserPage, UserUpdate
 from app.security import hash_password
 
@@ -40,6 +40,13 @@ async def _create(session: SessionDep, body: UserCreate) -> UserOut:
     return UserOut.model_validate(user)
 
 
+async def _read_user(request: Request, user_id: int) -> UserOut:
+    # The hot path: a Core read on a bare connection (see app.db.read_connection).
+    async with read_connection(request) as connection:
+        row = await crud.read_public_user(connection, user_id=user_id)
+    return UserOut(id=row.id, username=row.username, email=row.email)
+
+
 @router.post(
     "/user/add",
     status_code=status.HTTP_201_CREATED,
@@ -52,9 +59,9 @@ async def add_user(session: SessionDep, body: UserCreate) -> UserOut:
 
 
 @router.get("/show/{user_id}", tags=["tutorial"], responses={k: _ERRORS[k] for k in (404, 503)})
-async def show_user(session: SessionDep, user_id: UserId) -> UserOut:
+async def show_user(request: Request, user_id: UserId) -> UserOut:
     """The tutorial's route: show one user, without any password material."""
-    return UserOut.model_validate(await crud.get_user(session, user_id=user_id))
+    return await _read_user(request, user_id)
 
 
 @router.post(
@@ -81,8 +88,8 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", tags=["users"], responses={k: _ERRORS[k] for k in (404, 503)})
-async def get_user(session: SessionDep, user_id: UserId) -> UserOut:
-    return UserOut.model_validate(await crud.get_user(session, user_id=user_id))
+async def get_user(request: Request, user_id: UserId) -> UserOut:
+    return await _read_user(request, user_id)
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses={k: _ERRORS[k] for k in (404, 503)})

@@ -1,0 +1,76 @@
+"""No password and no hash in any log line, response body or validation error, on both backends.
+
+The run logs everything, DEBUG and up from every logger, as an operator chasing a problem
+would turn on, and creates, patches and fails to create users in every way a client can.
+"""
+
+import json
+import logging
+
+import pytest
+from httpx import AsyncClient, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+FIRST = "first-Secret-4821"
+SECOND = "second-Secret-9377"
+DUPLICATE = "dup-Secret-5150"
+REJECTED = ["sunshine", "tiny-pw", "x" * 129, "nul\x00-Secret-77"]
+
+
+@pytest.fixture(autouse=True)
+def log_everything(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    # SQLAlchemy keeps its own loggers at WARNING unless asked: ask, as an operator would.
+    for name in ("sqlalchemy.engine", "sqlalchemy.pool", "aiosqlite", "aiomysql"):
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
+async def test_no_password_or_hash_in_logs_or_responses(
+    client: AsyncClient,
+    db: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    responses: list[Response] = []
+
+    async def call(method: str, path: str, **kwargs: object) -> Response:
+        response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        responses.append(response)
+        return response
+
+    created = await call("POST", "/users", json={"username": "secret", "password": FIRST})
+    assert created.status_code == 201
+    user_id = created.json()["id"]
+    assert (await call("PATCH", f"/users/{user_id}", json={"password": SECOND})).status_code == 200
+    assert (await call("PATCH", f"/users/{user_id}", json={"email": "s@ex.io"})).status_code == 200
+    duplicate = await call("POST", "/user/add", json={"username": "secret", "password": DUPLICATE})
+    assert duplicate.status_code == 409
+    for password in REJECTED:
+        body = json.dumps({"username": "other", "password": password})
+        rejected = await call(
+            "POST", "/users", content=body, headers={"content-type": "application/json"}
+        )
+        assert rejected.status_code == 422
+        patched = await call("PATCH", f"/users/{user_id}", json={"password": password})
+        assert patched.status_code == 422
+    assert (await call("POST", "/users", json=[FIRST, SECOND])).status_code == 422
+    assert (await call("GET", f"/users/{user_id}")).status_code == 200
+    assert (await call("GET", "/users")).status_code == 200
+
+    async with db.connect() as connection:
+        hashes = list(
+            (await connection.execute(text("SELECT password_hash FROM user_list"))).scalars()
+        )
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+
+    secrets = [FIRST, SECOND, DUPLICATE, *REJECTED, *hashes, "$argon2"]
+    # A hash split into its salt and digest must not show up either.
+    secrets += [part for h in hashes for part in h.split("$")[-2:]]
+    out, err = capfd.readouterr()
+    logged = "\n".join(record.getMessage() for record in caplog.records) + caplog.text + out + err
+    assert "INSERT INTO user_list" in logged, "the statement log is off: the test proves nothing"
+    for secret in secrets:
+        assert secret not in logged, "a log line contains password material"
+        for response in responses:
+            assert secret not in response.text, f"{response.request.url} echoes password material"
