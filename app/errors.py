@@ -1,11 +1,12 @@
 """Domain errors and the handlers that turn every failure into one JSON shape: {"detail": ...}."""
 
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -49,6 +50,22 @@ class HashingBusy(DomainError):
 
 DATABASE_UNAVAILABLE = "database unavailable, retry later"
 REQUEST_TIMED_OUT = "request took too long, retry later"
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+# Answers any route can give, documented once for the whole app (a route's own entry wins).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "Body not parseable (not UTF-8, nested too deep)"},
+    413: {"model": ErrorMessage, "description": "Request body over the size cap"},
+    429: {"model": ErrorMessage, "description": "Too many writes from this client (if enabled)"},
+    503: {
+        "model": ErrorMessage,
+        "description": "Database unavailable, hashers busy or request too slow: see Retry-After",
+    },
+}
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:

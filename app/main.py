@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, database_url, redact
-from app.errors import install_error_handlers
+from app.errors import COMMON_RESPONSES, install_error_handlers
 from app.health import router as health_router
 from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
 from app.schema_revision import SchemaMismatch, check_schema
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="The Flask-Migrate tutorial's users, async, with safe migrations.",
         version="0.1.0",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
     install_error_handlers(app)
     # Added innermost first: a request meets the deadline, then the rate limit, then the body cap.
