@@ -108,7 +108,7 @@ async def test_reads_answer_during_a_registration_burst(
         statuses = [r.status_code for r in await burst]
     assert statuses == [201] * 12
     assert len(read_times) >= 5, "the burst ended before reads were measured"
-    assert max(read_times) < 0.5, read_times
+    assert max(read_times) < 1.0, read_times
 
 
 async def test_write_rate_limit_is_off_by_default(client: AsyncClient) -> None:
