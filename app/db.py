@@ -1,7 +1,8 @@
 """Database plumbing: the declarative base, the engine factory and the session dependency."""
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -65,6 +66,25 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _bounded_aiomysql_connect(timeout_s: float) -> Callable[..., Awaitable[Any]]:
+    """aiomysql.connect, with `timeout_s` bounding the handshake as well as the TCP connect.
+
+    aiomysql's own connect_timeout stops at the TCP connect: a server (or proxy) that accepts
+    but never answers would hold the pool checkout, and its request, forever.
+    """
+    import aiomysql
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await aiomysql.connect(*args, **kwargs)
+        except TimeoutError:
+            # As a driver error, so that SQLAlchemy wraps it and the client gets a 503.
+            raise aiomysql.OperationalError(2013, "handshake timed out") from None
+
+    return connect
+
+
 def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict[str, Any]:
     """Driver and pool options that bound every wait on the database."""
     # Statement parameters (password hashes among them) stay out of logs and error messages.
@@ -73,6 +93,10 @@ def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict
         options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
     elif is_mysql(url):
         options["connect_args"] = {"connect_timeout": settings.db_connect_timeout_s}
+        if url.get_driver_name() == "aiomysql":
+            options["connect_args"]["async_creator_fn"] = _bounded_aiomysql_connect(
+                settings.db_connect_timeout_s
+            )
     if not pooled:
         options["poolclass"] = NullPool
     elif not is_sqlite(url):

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.main import create_app
 from tests.backends import url_string
 from tests.tcp_proxy import TcpProxy
 
@@ -157,3 +158,27 @@ async def test_connections_dropped_after_wait_timeout_are_replaced(
     response = await client.get(f"/users/{user['id']}")
     assert response.status_code == 200, response.text
     await assert_all_reads_succeed(client, user["id"])
+
+
+async def test_connect_to_a_database_that_never_answers_fails_within_connect_timeout(
+    settings: Settings, proxy: TcpProxy
+) -> None:
+    # Without the request deadline to fall back on, the connect timeout alone must bound a
+    # new connection whose TCP connect succeeds but whose handshake never comes.
+    patient = settings.model_copy(update={"request_timeout_s": 60.0})
+    app = create_app(patient)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        user = await create(client, "patient")
+        await app.state.engine.dispose()  # every request now needs a new connection
+        proxy.stall()
+        answers = await asyncio.gather(
+            timed(client.get(f"/users/{user['id']}")), timed(client.get("/health"))
+        )
+        for response, elapsed in answers:
+            assert response.status_code == 503, response.text
+            assert elapsed < patient.db_connect_timeout_s + 1, elapsed
+        proxy.restore()
+        await wait_for_recovery(client, user["id"])
