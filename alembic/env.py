@@ -7,16 +7,21 @@ from concurrent.futures import ThreadPoolExecutor
 from logging.config import fileConfig
 from typing import Any
 
+from alembic import context
 from alembic.operations import MigrationScript
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alembic import context
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
 from app.config import get_settings
 from app.db import Base, create_engine, database_url, is_sqlite
+from app.ddl_guard import guard_ddl
+from app.migration_archive import is_archive_table
+from app.migration_journal import JOURNAL_TABLE, Journal, warn_if_edited
+from app.migration_lock import migration_lock
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logger", True):
@@ -40,12 +45,18 @@ def _number_revision(
         script.rev_id = f"{max(numbers, default=0) + 1:04d}"
 
 
+def _include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    # The journal and the archives are bookkeeping, not schema: autogenerate must ignore them.
+    return type_ != "table" or not (name == JOURNAL_TABLE or is_archive_table(name or ""))
+
+
 def _configure(target: URL, **options: Any) -> None:
     context.configure(
         target_metadata=Base.metadata,
         compare_type=True,
         render_as_batch=is_sqlite(target),  # SQLite cannot ALTER most things in place
         process_revision_directives=_number_revision,
+        include_name=_include_name,
         **options,
     )
 
@@ -57,34 +68,73 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _changes_revision() -> bool:
+    """upgrade, downgrade and stamp name a destination; current, check and revision do not."""
+    try:
+        context.get_revision_argument()
+    except KeyError:
+        return False
+    except Exception:  # a destination alembic resolves later, such as "-1"
+        return True
+    return True
+
+
 def _run_with_connection(connection: Connection) -> None:
-    _configure(connection.engine.url, connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    """Under the migration lock, with bounded DDL lock waits, every step journaled."""
+    if not _changes_revision():
+        _configure(connection.engine.url, connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    settings = get_settings()
+    owned = not connection.in_transaction()  # else the caller's transaction is left to it
+    lock = migration_lock(
+        connection,
+        timeout_s=settings.migration_lock_timeout_s,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    with lock, guard_ddl(connection, settings):
+        journal = Journal(connection, owns_transaction=owned)
+        warn_if_edited(connection, ScriptDirectory.from_config(config))
+        if owned and not is_sqlite(connection.engine.url):
+            connection.commit()  # so Alembic runs each step in its own transaction
+        _configure(
+            connection.engine.url, connection=connection, on_version_apply=journal.on_version_apply
+        )
+        journal.follow(context.get_context())
+        with journal.recording_failure(), context.begin_transaction():
+            context.run_migrations()
 
 
-async def _run_async() -> None:
-    engine = create_engine(get_settings(), _url(), pooled=False)
+async def _run_async(engine: AsyncEngine | None = None) -> None:
+    owned = engine is None
+    engine = engine or create_engine(get_settings(), _url(), pooled=False)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_with_connection)
     finally:
-        await engine.dispose()
+        if owned:
+            await engine.dispose()
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:  # handed in by code that already holds a connection (tests)
-        _run_with_connection(connection)
+    handed_in = config.attributes.get("connection")
+    if isinstance(handed_in, Connection):  # code that already holds a connection (tests)
+        _run_with_connection(handed_in)
         return
+    if isinstance(handed_in, Engine):
+        with handed_in.connect() as connection:
+            _run_with_connection(connection)
+        return
+    engine = handed_in if isinstance(handed_in, AsyncEngine) else None  # e.g. pytest-alembic
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(_run_async())
+        asyncio.run(_run_async(engine))
         return
     # Called from inside a running event loop: asyncio.run would refuse, so use a fresh thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _run_async()).result()
+        pool.submit(asyncio.run, _run_async(engine)).result()
 
 
 if context.is_offline_mode():

@@ -14,6 +14,19 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./app.db"
     # SQLite: how long a writer waits for another writer's lock before failing.
     sqlite_busy_timeout_ms: int = 10_000
+    # Migrations (docs/migrations.md). How long a second `alembic upgrade` waits for the one
+    # already migrating this database before giving up.
+    migration_lock_timeout_s: float = 300.0
+    # MySQL/MariaDB: each DDL statement waits at most this long for its table lock (whole
+    # seconds: lock_wait_timeout), and is retried with doubling pauses up to ddl_max_attempts.
+    ddl_lock_wait_timeout_s: int = 2
+    ddl_max_attempts: int = 8
+    ddl_retry_backoff_s: float = 0.5
+    ddl_retry_backoff_max_s: float = 8.0
+    # ALTERs that would copy or rebuild a table are refused unless this is set.
+    migration_allow_table_copy: bool = False
+    # Migrations that cannot be reversed without losing data refuse unless this is set.
+    migration_allow_data_loss: bool = False
     # Bounds on waiting for the database, so a dead database gives a quick 503, never a hang.
     db_connect_timeout_s: float = 2.0
     db_pool_timeout_s: float = 2.0

@@ -8,8 +8,9 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
+
+from app.migration_archive import archive_table, restore_table
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -29,8 +30,10 @@ def upgrade() -> None:
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
     )
+    restore_table(revision, "user_list")  # the users a downgrade to base archived
 
 
 def downgrade() -> None:
-    # Dropping the whole table loses every user: going below 0001 means "no service at all".
+    # Below 0001 there is no service at all, but the users are kept for the next upgrade.
+    archive_table(revision, "user_list")
     op.drop_table("user_list")

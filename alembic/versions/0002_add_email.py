@@ -8,8 +8,9 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import context, op
+
+from app.migration_archive import archive_columns, restore_columns
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -33,9 +34,11 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE user_list ADD COLUMN email VARCHAR(12) NULL{_instant_suffix()}")
     else:
         op.add_column("user_list", sa.Column("email", sa.String(length=12), nullable=True))
+    restore_columns(revision, "user_list", ["email"])  # what a downgrade of 0002 archived
 
 
 def downgrade() -> None:
+    archive_columns(revision, "user_list", ["email"])  # lossless: upgrade puts the emails back
     if op.get_context().dialect.name == "mysql":
         op.execute(f"ALTER TABLE user_list DROP COLUMN email{_instant_suffix()}")
     else:

@@ -1,0 +1,242 @@
+"""Bounded lock waits for DDL on MySQL/MariaDB: short lock_wait_timeout, retries, named blockers.
+
+A DDL statement needs an exclusive metadata lock on its table. While it waits for one (behind any
+open transaction that touched the table), every new query on that table queues behind *it*; with
+the server's default lock_wait_timeout of a day, one idle transaction stalls the whole table. So
+each DDL statement waits at most `ddl_lock_wait_timeout_s`, backs off to let the queue drain, and
+retries a bounded number of times before giving up with the name of the connection in the way.
+"""
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, event
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
+
+from app.config import Settings
+
+logger = logging.getLogger(__name__)
+
+DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
+COPY_ALGORITHM = re.compile(r"\bALGORITHM\s*=?\s*COPY\b", re.IGNORECASE)
+TABLE_OF_DDL = re.compile(
+    r"\b(?:ALTER|DROP|TRUNCATE|RENAME)\s+TABLE\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?"
+    r"|\bON\s+`?(\w+)`?\s*\(",
+    re.IGNORECASE,
+)
+VERSION_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b.*\balembic_version\b", re.I | re.S)
+LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: metadata-lock and row-lock waits alike
+NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON): would copy the table
+
+
+class DdlGaveUp(RuntimeError):
+    """A DDL statement could not get its locks within the bounded attempts."""
+
+
+class TableCopyRefused(RuntimeError):
+    """A DDL statement would copy or rebuild the table, which is refused unless allowed."""
+
+
+@contextmanager
+def guard_ddl(connection: Connection, settings: Settings) -> Iterator[None]:
+    """Bound every DDL statement run on `connection` for the body (MySQL/MariaDB only)."""
+    if connection.dialect.name not in ("mysql", "mariadb"):
+        yield
+        return
+    guard = _Guard(connection, settings)
+    previous = connection.exec_driver_sql(
+        "SELECT @@SESSION.lock_wait_timeout, @@SESSION.alter_algorithm"
+        if guard.is_mariadb
+        else "SELECT @@SESSION.lock_wait_timeout, NULL"
+    ).one()
+    guard.set_session(settings.ddl_lock_wait_timeout_s, guard.algorithm)
+    engine = connection.engine
+    event.listen(engine, "do_execute", guard.do_execute)
+    event.listen(engine, "do_execute_no_params", guard.do_execute_no_params)
+    try:
+        yield
+    finally:
+        event.remove(engine, "do_execute", guard.do_execute)
+        event.remove(engine, "do_execute_no_params", guard.do_execute_no_params)
+        if not connection.closed and not connection.invalidated:
+            guard.set_session(int(previous[0]), previous[1])
+
+
+class _Guard:
+    def __init__(self, connection: Connection, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.is_mariadb = bool(getattr(connection.dialect, "is_mariadb", False))
+        version = connection.dialect.server_version_info or ()
+        # MariaDB picks the most efficient algorithm an ALTER supports; NOCOPY as the floor makes
+        # it refuse (error 1845/1846) instead of quietly copying or rebuilding the table.
+        self.algorithm: str | None = None
+        if self.is_mariadb and version >= (10, 3, 7):
+            self.algorithm = "DEFAULT" if settings.migration_allow_table_copy else "NOCOPY"
+        # DDL that ran since alembic_version was last written: a half-done migration on give-up.
+        self.applied: list[str] = []
+
+    def set_session(self, lock_wait_timeout: int, algorithm: str | None) -> None:
+        self.connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {lock_wait_timeout:d}")
+        if algorithm is not None:
+            assert algorithm.isalpha()
+            self.connection.exec_driver_sql(f"SET SESSION alter_algorithm = '{algorithm}'")
+
+    def do_execute(
+        self, cursor: DBAPICursor, statement: str, parameters: Any, context: ExecutionContext
+    ) -> bool | None:
+        return self._execute(cursor, statement, parameters, context)
+
+    def do_execute_no_params(
+        self, cursor: DBAPICursor, statement: str, context: ExecutionContext
+    ) -> bool | None:
+        return self._execute(cursor, statement, None, context)
+
+    def _execute(
+        self,
+        cursor: DBAPICursor,
+        statement: str,
+        parameters: Any,
+        context: ExecutionContext | None,
+    ) -> bool | None:
+        if context is None or getattr(context, "root_connection", None) is not self.connection:
+            return None
+        if VERSION_WRITE.match(statement):
+            self.applied.clear()
+            return None
+        if not DDL.match(statement):
+            return None
+        if COPY_ALGORITHM.search(statement) and not self.settings.migration_allow_table_copy:
+            raise TableCopyRefused(
+                f"refusing ALGORITHM=COPY in `{_short(statement)}`: it locks and copies the "
+                "table; set MIGRATION_ALLOW_TABLE_COPY=1 to allow it deliberately"
+            )
+        attempts = max(1, self.settings.ddl_max_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                if parameters is None:
+                    cursor.execute(statement)
+                else:
+                    cursor.execute(statement, parameters)
+            except Exception as exc:
+                code = _error_code(exc)
+                if code in NOT_SUPPORTED:
+                    raise TableCopyRefused(
+                        f"`{_short(statement)}` cannot run without copying or rebuilding the "
+                        f"table ({exc}); rewrite it as an expand/contract change, or set "
+                        "MIGRATION_ALLOW_TABLE_COPY=1 to allow the copy deliberately"
+                    ) from exc
+                if code != LOCK_WAIT_TIMEOUT:
+                    raise
+                if attempt == attempts:
+                    raise DdlGaveUp(self._give_up_message(statement, attempts)) from exc
+                pause = min(
+                    self.settings.ddl_retry_backoff_s * 2 ** (attempt - 1),
+                    self.settings.ddl_retry_backoff_max_s,
+                )
+                logger.warning(
+                    "DDL waited %s s for its table lock (attempt %d/%d), retrying in %.1f s: %s",
+                    self.settings.ddl_lock_wait_timeout_s,
+                    attempt,
+                    attempts,
+                    pause,
+                    _short(statement),
+                )
+                # Sleeping lets the readers that queued behind the DDL run before it queues again.
+                time.sleep(pause)
+            else:
+                self.applied.append(_short(statement))
+                return True
+        raise AssertionError("unreachable")
+
+    def _give_up_message(self, statement: str, attempts: int) -> str:
+        blockers = describe_blockers(self.connection, _table_of(statement))
+        done = (
+            "Statements of this migration already applied (alembic_version not yet updated; "
+            "make the migration finish or revert them by hand): " + "; ".join(self.applied)
+            if self.applied
+            else "Nothing of this migration was applied: schema and alembic_version are "
+            "unchanged, so simply run the command again"
+        )
+        return (
+            f"gave up on `{_short(statement)}` after {attempts} attempts of "
+            f"{self.settings.ddl_lock_wait_timeout_s} s each waiting for its table lock. "
+            f"Blocked by: {blockers}. {done}."
+        )
+
+
+def describe_blockers(connection: Connection, table: str | None) -> str:
+    """Who holds the table lock: metadata_lock_info when loaded, else processlist + InnoDB."""
+    try:
+        rows = _metadata_lock_holders(connection, table) or _open_transactions(connection, table)
+    except Exception as exc:  # diagnosis must never hide the original failure
+        return f"unknown ({type(exc).__name__}: {exc})"
+    if not rows:
+        return "no other connection found (it may have just finished)"
+    return "; ".join(
+        f"connection {r['id']} ({r['user']}@{r['host']}, {r['command']} for {r['time']} s"
+        + (f", transaction open since {r['trx_started']}" if r.get("trx_started") else "")
+        + (f", lock {r['lock_mode']}" if r.get("lock_mode") else "")
+        + (f", running `{_short(str(r['info']))}`" if r.get("info") else "")
+        + f"; KILL {r['id']} ends it)"
+        for r in rows
+    )
+
+
+def _metadata_lock_holders(connection: Connection, table: str | None) -> list[dict[str, Any]]:
+    loaded = connection.exec_driver_sql(
+        "SELECT 1 FROM information_schema.PLUGINS "
+        "WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' AND PLUGIN_STATUS = 'ACTIVE'"
+    ).first()
+    if not loaded:
+        return []
+    query = (
+        "SELECT m.THREAD_ID AS id, p.USER AS user, p.HOST AS host, p.COMMAND AS command, "
+        "p.TIME AS time, p.INFO AS info, m.LOCK_MODE AS lock_mode, t.trx_started "
+        "FROM information_schema.METADATA_LOCK_INFO m "
+        "JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID "
+        "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID "
+        "WHERE m.THREAD_ID <> CONNECTION_ID() AND m.TABLE_SCHEMA = DATABASE() "
+        "AND p.STATE NOT LIKE 'Waiting for table metadata lock%%'"
+    )
+    params: tuple[Any, ...] = ()
+    if table:
+        query += " AND m.TABLE_NAME = %s"
+        params = (table,)
+    return [dict(r._mapping) for r in connection.exec_driver_sql(query, params)]
+
+
+def _open_transactions(connection: Connection, table: str | None) -> list[dict[str, Any]]:
+    # Without metadata_lock_info: the connections of this database holding a transaction open
+    # (an idle transaction keeps its metadata locks) or running a statement on the table.
+    query = (
+        "SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.COMMAND AS command, "
+        "p.TIME AS time, p.INFO AS info, t.trx_started "
+        "FROM information_schema.PROCESSLIST p "
+        "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+        "WHERE p.ID <> CONNECTION_ID() AND p.COMMAND <> 'Daemon' "
+        "AND COALESCE(p.STATE, '') NOT LIKE 'Waiting for table metadata lock%%' "
+        "AND ((p.DB = DATABASE() AND t.trx_started IS NOT NULL) OR p.INFO LIKE %s) "
+        "ORDER BY t.trx_started IS NULL, t.trx_started LIMIT 5"
+    )
+    pattern = f"%{table}%" if table else "%%no-table%%"
+    return [dict(r._mapping) for r in connection.exec_driver_sql(query, (pattern,))]
+
+
+def _table_of(statement: str) -> str | None:
+    found = TABLE_OF_DDL.search(statement)
+    return (found.group(1) or found.group(2)) if found else None
+
+
+def _error_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _short(statement: str) -> str:
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= 160 else flat[:157] + "..."

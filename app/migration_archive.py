@@ -1,0 +1,187 @@
+"""Lossless downgrades: keep dropped columns and tables in archive tables, restore them on upgrade.
+
+In a migration, one line before a drop and one line after the matching re-create:
+
+    archive_columns(revision, "user_list", ["email"])   # downgrade, before dropping the column
+    restore_columns(revision, "user_list", ["email"])   # upgrade, after adding it back
+
+An archive is a table `migration_archive_<revision>_<table>` holding the key and the dropped
+columns (or every column, for a dropped table) with their values as stored. Restoring copies them
+back and drops the archive. List or purge archives with `python -m app.migration_archive`.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from alembic import context, op
+from sqlalchemy import Connection, inspect, text
+
+T = TypeVar("T")
+ARCHIVE_PREFIX = "migration_archive_"
+MAX_NAME = 64  # MySQL's identifier limit
+
+
+class IrreversibleMigration(RuntimeError):
+    """A migration step that would lose data, refused unless explicitly allowed."""
+
+
+def archive_name(revision: str, table: str) -> str:
+    name = f"{ARCHIVE_PREFIX}{revision}_{table}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9]}_{digest}"
+
+
+def is_archive_table(name: str) -> bool:
+    return name.startswith(ARCHIVE_PREFIX)
+
+
+def _quote(name: str) -> str:
+    return op.get_context().dialect.identifier_preparer.quote(name)
+
+
+def _copy_into_archive(archive: str, source: str, columns: Sequence[str], key: str) -> None:
+    # CREATE TABLE ... AS SELECT keeps each column's exact type (and charset/collation on
+    # MySQL), so what comes back is byte-identical. A stale archive of the same step (left by a
+    # downgrade that gave up before its drop) is replaced: the live data is the truth.
+    a, s = _quote(archive), _quote(source)
+    selected = ", ".join(_quote(c) for c in columns)
+    op.execute(f"DROP TABLE IF EXISTS {a}")
+    if op.get_context().dialect.name in ("mysql", "mariadb"):
+        key_clause = f"(PRIMARY KEY ({_quote(key)}))"
+        op.execute(f"CREATE TABLE {a} {key_clause} SELECT {selected} FROM {s}")  # noqa: S608
+    else:
+        op.execute(f"CREATE TABLE {a} AS SELECT {selected} FROM {s}")  # noqa: S608
+        op.execute(f"CREATE UNIQUE INDEX {_quote(archive + '_key')} ON {a} ({_quote(key)})")
+
+
+def _archive_exists(archive: str) -> bool:
+    if context.is_offline_mode():
+        op.get_context().impl.static_output(f"-- offline mode: restore from {archive} skipped")
+        return False
+    return inspect(op.get_bind()).has_table(archive)
+
+
+def archive_columns(revision: str, table: str, columns: Sequence[str], *, key: str = "id") -> None:
+    """Before dropping `columns` of `table`: keep their values, keyed by `key`."""
+    _copy_into_archive(archive_name(revision, table), table, [key, *columns], key)
+
+
+def restore_columns(revision: str, table: str, columns: Sequence[str], *, key: str = "id") -> None:
+    """After re-adding `columns`: put back what `archive_columns` kept, then drop the archive."""
+    archive = archive_name(revision, table)
+    if not _archive_exists(archive):
+        return
+    a, t, k = _quote(archive), _quote(table), _quote(key)
+    sets = ", ".join(
+        f"{_quote(c)} = (SELECT a.{_quote(c)} FROM {a} a WHERE a.{k} = {t}.{k})"  # noqa: S608
+        for c in columns
+    )
+    op.execute(f"UPDATE {t} SET {sets} WHERE {k} IN (SELECT {k} FROM {a})")  # noqa: S608
+    op.execute(f"DROP TABLE {a}")
+
+
+def archive_table(revision: str, table: str, *, key: str = "id") -> None:
+    """Before dropping `table`: keep all of its rows."""
+    columns = [c["name"] for c in inspect(op.get_bind()).get_columns(table)]
+    _copy_into_archive(archive_name(revision, table), table, columns, key)
+
+
+def restore_table(revision: str, table: str) -> None:
+    """After re-creating `table`: put back the rows `archive_table` kept, then drop the archive."""
+    archive = archive_name(revision, table)
+    if not _archive_exists(archive):
+        return
+    inspector = inspect(op.get_bind())
+    archived = {c["name"] for c in inspector.get_columns(archive)}
+    columns = ", ".join(
+        _quote(c["name"]) for c in inspector.get_columns(table) if c["name"] in archived
+    )
+    a, t = _quote(archive), _quote(table)
+    op.execute(f"INSERT INTO {t} ({columns}) SELECT {columns} FROM {a}")  # noqa: S608
+    op.execute(f"DROP TABLE {a}")
+
+
+def refuse_data_loss(revision: str, reason: str) -> None:
+    """Call first in a step that cannot be reversed without loss: it refuses unless allowed."""
+    from app.config import get_settings
+
+    if get_settings().migration_allow_data_loss:
+        op.get_context().impl.static_output(f"-- {revision}: data loss allowed: {reason}")
+        return
+    raise IrreversibleMigration(
+        f"migration {revision} cannot be reversed without losing data: {reason}. "
+        "Set MIGRATION_ALLOW_DATA_LOSS=1 to run it anyway, deliberately."
+    )
+
+
+def list_archives(connection: Connection) -> list[tuple[str, int]]:
+    """Every archive table with its row count."""
+    names = sorted(n for n in inspect(connection).get_table_names() if is_archive_table(n))
+    quote = connection.dialect.identifier_preparer.quote
+    return [
+        (name, int(connection.execute(text(f"SELECT COUNT(*) FROM {quote(name)}")).scalar_one()))  # noqa: S608
+        for name in names
+    ]
+
+
+def purge_archives(connection: Connection, revision: str | None = None) -> list[str]:
+    """Drop the archives (of one revision, or all): their data is gone for good."""
+    quote = connection.dialect.identifier_preparer.quote
+    dropped = []
+    for name, _rows in list_archives(connection):
+        if revision is None or name.startswith(f"{ARCHIVE_PREFIX}{revision}_"):
+            connection.execute(text(f"DROP TABLE {quote(name)}"))
+            dropped.append(name)
+    connection.commit()
+    return dropped
+
+
+async def _on_database(work: Callable[[Connection], T]) -> T:
+    from app.config import get_settings
+    from app.db import create_engine
+
+    engine = create_engine(get_settings(), pooled=False)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+async def _list() -> list[tuple[str, int]]:
+    return await _on_database(list_archives)
+
+
+async def _purge(revision: str | None) -> list[str]:
+    return await _on_database(lambda connection: purge_archives(connection, revision))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.migration_archive",
+        description="List the data kept by downgrades, or purge it deliberately.",
+    )
+    parser.add_argument("action", choices=["list", "purge"])
+    parser.add_argument("--revision", help="only the archives made by this revision")
+    parser.add_argument("--yes", action="store_true", help="confirm: purged data is gone")
+    args = parser.parse_args(argv)
+    if args.action == "purge" and not args.yes:
+        print("purge drops archived data for good; run again with --yes", file=sys.stderr)
+        return 2
+    if args.action == "purge":
+        dropped = asyncio.run(_purge(args.revision))
+        print("\n".join(f"dropped {name}" for name in dropped) or "no archive to purge")
+    else:
+        archives = asyncio.run(_list())
+        print("\n".join(f"{name}  {rows} rows" for name, rows in archives) or "no archives")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
