@@ -69,6 +69,7 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        SERVER_GROUPS.add(self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -97,6 +98,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        SERVER_GROUPS.discard(self.proc.pid)
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
@@ -123,16 +125,22 @@ def gunicorn_server(name: str, port: int, database_url: str) -> Server:
     return Server(name, argv, port, {"BASELINE_DATABASE_URL": database_url})
 
 
+SERVER_GROUPS: set[int] = set()  # process groups of the servers running now
+
+
 def wrk(
     url: str, script: str, connections: int, seconds: int, *args: str, timeout_s: int = 2
 ) -> dict[str, Any]:
-    """One wrk run (2 threads, one per core); its JSON summary with req/s added."""
+    """One wrk run (2 threads, one per core); its JSON summary with req/s and the share of the
+    machine that other processes took meanwhile (`foreign_cpu`) added."""
     argv = [
         "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
         "-s", str(WRK_DIR / script), url, "--", *args,
     ]  # fmt: skip
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    with CpuMeter(set(SERVER_GROUPS)) as meter:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    summary["foreign_cpu"] = meter.foreign_share
     summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
     summary["errors"] = sum(
         summary[k]
@@ -215,3 +223,51 @@ def fill_sqlite(path: Path, rows: int, secret_column: str, secret: str) -> None:
             "VALUES (?, ?, ?, ?)",
             ((n, f"u{n}", secret, f"u{n}@ex.io") for n in range(1, rows + 1)),
         )
+
+
+def _proc_cpu_ticks(pid: int) -> tuple[int, int]:
+    """(process group, utime + stime in clock ticks) of one process; (-1, 0) once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return -1, 0
+    return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+class CpuMeter:
+    """How much of the machine processes outside the benchmark used during a measurement.
+
+    Everything the benchmark started (its own process group and the servers' groups, wrk
+    included) and MariaDB count as the benchmark; the rest of the machine's busy time is other
+    work (on this workplace: other engineers' test runs), as a share of all cores.
+    """
+
+    def __init__(self, server_groups: set[int]) -> None:
+        self.groups = server_groups | {os.getpgrp()}
+        self.mariadb = [int(p) for p in subprocess.run(
+            ["pidof", "mariadbd", "mysqld"], capture_output=True, text=True, check=False
+        ).stdout.split()]  # fmt: skip
+
+    def _snapshot(self) -> tuple[float, int, float]:
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                group, used = _proc_cpu_ticks(int(entry.name))
+                if group in self.groups or int(entry.name) in self.mariadb:
+                    ticks += used
+        times = os.times()
+        own_children = (times.children_user + times.children_system) * os.sysconf("SC_CLK_TCK")
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # not idle/iowait
+        return time.monotonic(), ticks + int(own_children), busy
+
+    def __enter__(self) -> "CpuMeter":
+        self.start = self._snapshot()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        end = self._snapshot()
+        wall = end[0] - self.start[0]
+        ours, busy = end[1] - self.start[1], end[2] - self.start[2]
+        capacity = wall * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+        self.foreign_share = max(0.0, (busy - ours) / capacity) if capacity else 0.0
