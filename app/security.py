@@ -7,6 +7,7 @@ thread per CPU; a burst of registrations waits briefly for a hasher and is then 
 
 import asyncio
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -43,7 +44,11 @@ class HashingPool:
         self.wait_s = wait_s
         self.queue_max = queue_max
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="argon2")
-        self._slots: asyncio.Semaphore | None = None
+        # One semaphore per event loop (an asyncio primitive belongs to the loop it first
+        # waits in); the executor bounds the threads whatever the number of loops.
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self._waiting = 0
 
     @classmethod
@@ -55,23 +60,24 @@ class HashingPool:
         )
 
     async def hash(self, password: str) -> str:
-        if self._slots is None:  # made on first use, so it belongs to the running loop
-            self._slots = asyncio.Semaphore(self.threads)
-        if self._slots.locked() and self._waiting >= self.queue_max:
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.threads)
+        if slots.locked() and self._waiting >= self.queue_max:
             raise HashingBusy()
         self._waiting += 1
         try:
             async with asyncio.timeout(self.wait_s):
-                await self._slots.acquire()
+                await slots.acquire()
         except TimeoutError:
             raise HashingBusy() from None
         finally:
             self._waiting -= 1
         try:
-            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, _password_hash().hash, password)
         finally:
-            self._slots.release()
+            slots.release()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -5,6 +5,7 @@ A fault must give a quick 503 with the JSON error shape (never a hang), `/health
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -101,8 +102,9 @@ async def assert_all_reads_succeed(client: AsyncClient, user_id: int) -> None:
 
 
 async def test_cut_database_answers_503_quickly_then_recovers(
-    client: AsyncClient, proxy: TcpProxy
+    client: AsyncClient, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     user = await create(client, "before")
     await assert_all_reads_succeed(client, user["id"])  # fill the pool with soon-stale links
 
@@ -113,6 +115,9 @@ async def test_cut_database_answers_503_quickly_then_recovers(
     await wait_for_recovery(client, user["id"])
     await assert_all_reads_succeed(client, user["id"])
     assert (await create(client, "after"))["username"] == "after"
+    # The failures were logged, and without the passwords of the writes that failed.
+    assert "database unavailable" in caplog.text
+    assert PASSWORD not in caplog.text and "$argon2" not in caplog.text
 
 
 async def test_stalled_database_answers_503_within_deadline_then_recovers(

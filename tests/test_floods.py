@@ -148,3 +148,18 @@ def test_rate_limit_remembers_a_bounded_number_of_clients() -> None:
     for i in range(1000):
         limiter._take(f"10.0.{i // 256}.{i % 256}", now=0.0)
     assert len(limiter._buckets) == 100
+
+
+def test_default_hashing_pool_works_across_event_loops() -> None:
+    # A script may call asyncio.run more than once; the pool must not be tied to the first loop.
+    pool = HashingPool(threads=1, wait_s=5, queue_max=4)
+    try:
+
+        async def three_at_once() -> list[str]:  # contended: the second and third must wait
+            return await asyncio.gather(*(pool.hash(PASSWORD) for _ in range(3)))
+
+        for _ in range(2):
+            hashes = asyncio.run(three_at_once())
+            assert all(h.startswith("$argon2id$") for h in hashes)
+    finally:
+        pool.close()

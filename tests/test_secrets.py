@@ -9,6 +9,8 @@ import logging
 
 import pytest
 from httpx import AsyncClient, Response
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -74,3 +76,36 @@ async def test_no_password_or_hash_in_logs_or_responses(
         assert secret not in logged, "a log line contains password material"
         for response in responses:
             assert secret not in response.text, f"{response.request.url} echoes password material"
+
+
+MARKER = "Qz7!"
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    rest=st.text(min_size=0, max_size=140),
+    username=st.sampled_from(["", " x", "x" * 11, "ok"]),
+    email=st.sampled_from([None, "bad", "x" * 20 + "@ex.io"]),
+)
+async def test_validation_errors_never_echo_any_password(
+    client: AsyncClient, rest: str, username: str, email: str | None
+) -> None:
+    """Whatever is wrong with a body (the password too short, too long, common, not text, or
+    only the other fields), the 422 names the problem, never the password or a part of it."""
+    password = MARKER + rest
+    body: dict[str, object] = {"username": username, "password": password, "email": email}
+    if username == "ok" and email is None:
+        body["unexpected"] = True  # keep every body invalid: nothing is created or hashed
+    content = json.dumps(body)
+    for method, path in (("POST", "/users"), ("POST", "/user/add"), ("PATCH", "/users/1")):
+        response = await client.request(
+            method, path, content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code in (404, 422), response.text
+        assert MARKER not in response.text
+        assert password not in response.text
