@@ -25,7 +25,8 @@ DRIVER_LOGGERS = ("aiosqlite", "aiomysql", "sqlalchemy.engine")
 def _quiet_driver_loggers() -> None:
     for name in DRIVER_LOGGERS:
         driver = logging.getLogger(name)
-        driver.setLevel(max(driver.getEffectiveLevel(), logging.INFO))
+        if driver.getEffectiveLevel() < logging.INFO:
+            driver.setLevel(logging.INFO)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
