@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -39,10 +40,19 @@ async def proxy(database_url_at_head: str) -> AsyncIterator[TcpProxy]:
 
 @pytest.fixture
 def settings(database_url_at_head: str, proxy: TcpProxy) -> Settings:
-    """The app reaches MariaDB only through the proxy, with the default timeouts except the
-    request deadline, which bounds a stalled database (no driver read timeout does)."""
+    """The app reaches MariaDB only through the proxy, with the default timeouts."""
     url = make_url(database_url_at_head).set(host="127.0.0.1", port=proxy.port)
-    return Settings(database_url=url_string(url), request_timeout_s=1.5)
+    return Settings(database_url=url_string(url))
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        yield app, client
 
 
 async def timed(call: Awaitable[Response]) -> tuple[Response, float]:
@@ -121,17 +131,19 @@ async def test_cut_database_answers_503_quickly_then_recovers(
 
 
 async def test_stalled_database_answers_503_within_deadline_then_recovers(
-    client: AsyncClient, proxy: TcpProxy
+    settings: Settings, proxy: TcpProxy
 ) -> None:
-    user = await create(client, "before")
-    await assert_all_reads_succeed(client, user["id"])
+    # Nothing in the driver bounds a read on an open connection: the request deadline does.
+    async with serve(settings.model_copy(update={"request_timeout_s": 1.5})) as (_, client):
+        user = await create(client, "before")
+        await assert_all_reads_succeed(client, user["id"])
 
-    proxy.stall()
-    await assert_unavailable_quickly(client, user["id"])
+        proxy.stall()
+        await assert_unavailable_quickly(client, user["id"])
 
-    proxy.restore()
-    await wait_for_recovery(client, user["id"])
-    await assert_all_reads_succeed(client, user["id"])
+        proxy.restore()
+        await wait_for_recovery(client, user["id"])
+        await assert_all_reads_succeed(client, user["id"])
 
 
 async def test_repeated_cuts_never_need_a_restart(client: AsyncClient, proxy: TcpProxy) -> None:
@@ -171,11 +183,7 @@ async def test_connect_to_a_database_that_never_answers_fails_within_connect_tim
     # Without the request deadline to fall back on, the connect timeout alone must bound a
     # new connection whose TCP connect succeeds but whose handshake never comes.
     patient = settings.model_copy(update={"request_timeout_s": 60.0})
-    app = create_app(patient)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
-    ):
+    async with serve(patient) as (app, client):
         user = await create(client, "patient")
         await app.state.engine.dispose()  # every request now needs a new connection
         proxy.stall()
