@@ -11,17 +11,16 @@ from alembic import context
 from alembic.operations import MigrationScript
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
 from app.config import get_settings
 from app.db import Base, create_engine, database_url, is_sqlite
-from app.ddl_guard import guard_ddl
 from app.migration_archive import is_archive_table
-from app.migration_journal import JOURNAL_TABLE, Journal, warn_if_edited
-from app.migration_lock import migration_lock
+from app.migration_journal import JOURNAL_TABLE
+from app.migration_run import guarded_run
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logger", True):
@@ -80,29 +79,18 @@ def _changes_revision() -> bool:
 
 
 def _run_with_connection(connection: Connection) -> None:
-    """Under the migration lock, with bounded DDL lock waits, every step journaled."""
     if not _changes_revision():
         _configure(connection.engine.url, connection=connection)
         with context.begin_transaction():
             context.run_migrations()
         return
-    settings = get_settings()
-    owned = not connection.in_transaction()  # else the caller's transaction is left to it
-    lock = migration_lock(
-        connection,
-        timeout_s=settings.migration_lock_timeout_s,
-        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-    with lock, guard_ddl(connection, settings):
-        journal = Journal(connection, owns_transaction=owned)
-        warn_if_edited(connection, ScriptDirectory.from_config(config))
-        if owned and not is_sqlite(connection.engine.url):
-            connection.commit()  # so Alembic runs each step in its own transaction
+    # Under the migration lock, with bounded DDL lock waits, every step journaled.
+    with guarded_run(connection, get_settings(), ScriptDirectory.from_config(config)) as journal:
         _configure(
             connection.engine.url, connection=connection, on_version_apply=journal.on_version_apply
         )
         journal.follow(context.get_context())
-        with journal.recording_failure(), context.begin_transaction():
+        with context.begin_transaction():
             context.run_migrations()
 
 
@@ -121,10 +109,6 @@ def run_migrations_online() -> None:
     handed_in = config.attributes.get("connection")
     if isinstance(handed_in, Connection):  # code that already holds a connection (tests)
         _run_with_connection(handed_in)
-        return
-    if isinstance(handed_in, Engine):
-        with handed_in.connect() as connection:
-            _run_with_connection(connection)
         return
     engine = handed_in if isinstance(handed_in, AsyncEngine) else None  # e.g. pytest-alembic
     try:

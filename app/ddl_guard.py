@@ -175,8 +175,12 @@ def describe_blockers(connection: Connection, table: str | None) -> str:
         rows = _metadata_lock_holders(connection, table) or _open_transactions(connection, table)
     except Exception as exc:  # diagnosis must never hide the original failure
         return f"unknown ({type(exc).__name__}: {exc})"
+    rows = list({row["id"]: row for row in reversed(rows)}.values())[::-1]  # one per connection
     if not rows:
-        return "no other connection found (it may have just finished)"
+        return (
+            "no other connection found (it may have just finished, or this database user "
+            "lacks the PROCESS privilege needed to see other users' connections)"
+        )
     return "; ".join(
         f"connection {r['id']} ({r['user']}@{r['host']}, {r['command']} for {r['time']} s"
         + (f", transaction open since {r['trx_started']}" if r.get("trx_started") else "")
@@ -201,7 +205,7 @@ def _metadata_lock_holders(connection: Connection, table: str | None) -> list[di
         "JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID "
         "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID "
         "WHERE m.THREAD_ID <> CONNECTION_ID() AND m.TABLE_SCHEMA = DATABASE() "
-        "AND p.STATE NOT LIKE 'Waiting for table metadata lock%%'"
+        "AND COALESCE(p.STATE, '') NOT LIKE 'Waiting for table metadata lock%%'"
     )
     params: tuple[Any, ...] = ()
     if table:

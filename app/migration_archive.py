@@ -50,7 +50,7 @@ def _copy_into_archive(archive: str, source: str, columns: Sequence[str], key: s
     # MySQL), so what comes back is byte-identical. A stale archive of the same step (left by a
     # downgrade that gave up before its drop) is replaced: the live data is the truth.
     a, s = _quote(archive), _quote(source)
-    selected = ", ".join(_quote(c) for c in columns)
+    selected = ", ".join(_quote(c) for c in columns) if columns else "*"
     op.execute(f"DROP TABLE IF EXISTS {a}")
     if op.get_context().dialect.name in ("mysql", "mariadb"):
         key_clause = f"(PRIMARY KEY ({_quote(key)}))"
@@ -88,7 +88,11 @@ def restore_columns(revision: str, table: str, columns: Sequence[str], *, key: s
 
 def archive_table(revision: str, table: str, *, key: str = "id") -> None:
     """Before dropping `table`: keep all of its rows."""
-    columns = [c["name"] for c in inspect(op.get_bind()).get_columns(table)]
+    columns = (
+        []  # offline --sql: no connection to list them, copy every column with *
+        if context.is_offline_mode()
+        else [c["name"] for c in inspect(op.get_bind()).get_columns(table)]
+    )
     _copy_into_archive(archive_name(revision, table), table, columns, key)
 
 

@@ -117,13 +117,19 @@ class Journal:
 
     def on_version_apply(self, *, step: MigrationInfo, **_kw: Any) -> None:
         """Alembic's callback, inside the step's transaction: the row commits with the step."""
-        revision = step.up_revision if step.up_revision_ids else None
+        if step.is_stamp:  # record where the stamp put the database ("base" if nowhere)
+            targets = step.destination_revisions
+            revision = targets[0] if len(targets) == 1 else None
+        else:
+            revision = step.up_revision if step.up_revision_ids else None
         script = revision if isinstance(revision, Script) else None
         current = self.current
         direction = "stamp" if step.is_stamp else "upgrade" if step.is_upgrade else "downgrade"
         if current is None:
             now = datetime.now(UTC).replace(tzinfo=None)
             current = _Step(script, direction, now, time.monotonic())
+        if step.is_stamp:
+            current.script = script
         self._insert(script or current.script, direction, current, success=True, error=None)
         self.current = None
 
@@ -155,7 +161,7 @@ class Journal:
     ) -> None:
         self.connection.execute(
             journal_table.insert().values(
-                revision=script.revision if script else "?",
+                revision=script.revision if script else ("base" if direction == "stamp" else "?"),
                 direction=direction,
                 started_at=step.started_at,
                 duration_ms=int((time.monotonic() - step.started) * 1000),
