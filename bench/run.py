@@ -117,13 +117,18 @@ def scenario_mysql(results: Results) -> None:
             compare(results, f"read_mariadb_c{conns}", sides, "show.lua", conns, str(ROWS))
         profile_reads(results, ours)
         log("raw aiomysql ceiling (same SELECT, no HTTP)")
-        raw_ceiling(results)
+        raw_ceiling(results, ours)
         log("creates with hashing (POST /user/add)")
         # Creates take seconds each once hashes queue: a 10 s timeout, so none is cut short.
         compare(results, f"create_mariadb_c{CREATE_CONNS}", sides, "create.lua", CREATE_CONNS,
                 "c{round}", timeout_s=10, seconds=2 * SECONDS)  # fmt: skip
-        log("reads during a create burst")
-        create_burst(results, sides)
+        log("reads during a create burst (and ours with argon2 threads at nice 10)")
+        nice = nice_hashing_server()
+        try:
+            create_burst(results, {**sides, "ours_nice_hashing": nice} if nice else sides)
+        finally:
+            if nice:
+                nice.stop()
         log("90/10 read/write mix")
         compare(results, "mix_mariadb_c64", sides, "mix.lua", 64, str(ROWS), "m{round}",
                 timeout_s=10, seconds=2 * SECONDS)  # fmt: skip
@@ -133,17 +138,36 @@ def scenario_mysql(results: Results) -> None:
         base.stop()
 
 
-def raw_ceiling(results: Results) -> None:
-    runs: list[dict[str, Any]] = []
+def raw_ceiling(results: Results, ours: Server) -> None:
+    """Per round: the raw driver alone, then the API at the same concurrency, back to back."""
+    raw: list[dict[str, Any]] = []
+    api: list[dict[str, Any]] = []
     for _ in range(ROUNDS):
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.raw_driver", "--rows", str(ROWS),
-             "--concurrency", "64", "--seconds", str(SECONDS)],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        runs.append(json.loads(out))
-    results["raw_aiomysql_c64"] = {"conns": 64, "rounds": {"raw": runs}}
+        with harness.CpuMeter(set(harness.SERVER_GROUPS)) as meter:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.raw_driver", "--rows", str(ROWS),
+                 "--concurrency", "64", "--seconds", str(SECONDS)],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        raw.append({**json.loads(out), "foreign_cpu": meter.foreign_share})
+        api.append(wrk(ours.url, "show.lua", 64, SECONDS, str(ROWS)))
+    results["raw_aiomysql_c64"] = {"conns": 64, "rounds": {"api": api, "raw": raw}}
     log("  " + report.line("raw_aiomysql_c64", results["raw_aiomysql_c64"]))
+
+
+def nice_hashing_server() -> Server | None:
+    """bench/nice_hashing.py: the proposal for app/security.py, if it still applies."""
+    argv = [
+        str(harness.BIN / "uvicorn"), "bench.nice_hashing:app", "--host", "127.0.0.1",
+        "--port", "18110", "--workers", "2", "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+    ]  # fmt: skip
+    env = {"DATABASE_URL": our_url("bench_ours"), **OUR_POOL}
+    try:
+        return Server("ours-nice-hashing", argv, 18110, env).start()
+    except RuntimeError as exc:
+        log(f"  skipped: {exc}")
+        return None
 
 
 def create_burst(results: Results, sides: dict[str, Server]) -> None:
