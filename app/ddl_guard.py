@@ -42,15 +42,15 @@ class TableCopyRefused(RuntimeError):
 
 
 @contextmanager
-def guard_ddl(connection: Connection, settings: Settings) -> Iterator[None]:
+def guard_ddl(connection: Connection, settings: Settings) -> Iterator["DdlGuard | None"]:
     """Bound every DDL statement run on `connection` for the body (MySQL/MariaDB only)."""
     if connection.dialect.name not in ("mysql", "mariadb"):
-        yield
+        yield None
         return
-    guard = _Guard(connection, settings)
+    guard = DdlGuard(connection, settings)
     previous = connection.exec_driver_sql(
         "SELECT @@SESSION.lock_wait_timeout, @@SESSION.alter_algorithm"
-        if guard.is_mariadb
+        if guard.algorithm is not None
         else "SELECT @@SESSION.lock_wait_timeout, NULL"
     ).one()
     guard.set_session(settings.ddl_lock_wait_timeout_s, guard.algorithm)
@@ -58,7 +58,7 @@ def guard_ddl(connection: Connection, settings: Settings) -> Iterator[None]:
     event.listen(engine, "do_execute", guard.do_execute)
     event.listen(engine, "do_execute_no_params", guard.do_execute_no_params)
     try:
-        yield
+        yield guard
     finally:
         event.remove(engine, "do_execute", guard.do_execute)
         event.remove(engine, "do_execute_no_params", guard.do_execute_no_params)
@@ -66,7 +66,9 @@ def guard_ddl(connection: Connection, settings: Settings) -> Iterator[None]:
             guard.set_session(int(previous[0]), previous[1])
 
 
-class _Guard:
+class DdlGuard:
+    """The event hooks that run each DDL statement with bounded waits and retries."""
+
     def __init__(self, connection: Connection, settings: Settings) -> None:
         self.connection = connection
         self.settings = settings
@@ -78,6 +80,7 @@ class _Guard:
         if self.is_mariadb and version >= (10, 3, 7):
             self.algorithm = "DEFAULT" if settings.migration_allow_table_copy else "NOCOPY"
         # DDL that ran since alembic_version was last written: a half-done migration on give-up.
+        # Whoever runs set-up DDL of its own before the first step clears it.
         self.applied: list[str] = []
 
     def set_session(self, lock_wait_timeout: int, algorithm: str | None) -> None:

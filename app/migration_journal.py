@@ -95,6 +95,8 @@ class Journal:
 
     def follow(self, migration_context: MigrationContext) -> None:
         """Note when each step starts (Alembic only reports when one has ended)."""
+        # No public hook for a step's start: wrap the private iterator of steps that
+        # run_migrations walks; without it, failures are still raised, just not journaled.
         steps_of = migration_context._migrations_fn
         if steps_of is None:
             return

@@ -27,8 +27,10 @@ def guarded_run(
         timeout_s=settings.migration_lock_timeout_s,
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
-    with lock, guard_ddl(connection, settings):
+    with lock, guard_ddl(connection, settings) as guard:
         journal = Journal(connection, owns_transaction=owned)
+        if guard is not None:
+            guard.applied.clear()  # creating the journal is not part of any migration
         warn_if_edited(connection, script)
         if owned and connection.dialect.name != "sqlite":
             connection.commit()  # so Alembic runs each step in a transaction of its own
