@@ -159,6 +159,15 @@ def schema_snapshot(connection: Connection) -> dict[str, Any]:
             snapshot[table]["ddl"] = " ".join(
                 part for part in ddl.split() if not part.startswith("AUTO_INCREMENT=")
             )
+        elif connection.dialect.name == "sqlite":
+            # The DDL as stored; batch mode's rename back quotes the table name, nothing else.
+            stored = connection.exec_driver_sql(
+                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? ORDER BY name",
+                (table,),
+            )
+            snapshot[table]["ddl"] = [
+                (kind, name, (sql or "").replace(f'"{table}"', table)) for kind, name, sql in stored
+            ]
     return snapshot
 
 
