@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from alembic.util import CommandError
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
@@ -33,11 +34,11 @@ LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: metadata-lock and row-lock wai
 NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON): would copy the table
 
 
-class DdlGaveUp(RuntimeError):
+class DdlGaveUp(CommandError):
     """A DDL statement could not get its locks within the bounded attempts."""
 
 
-class TableCopyRefused(RuntimeError):
+class TableCopyRefused(CommandError):
     """A DDL statement would copy or rebuild the table, which is refused unless allowed."""
 
 

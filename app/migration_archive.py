@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from alembic import context, op
+from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ ARCHIVE_PREFIX = "migration_archive_"
 MAX_NAME = 64  # MySQL's identifier limit
 
 
-class IrreversibleMigration(RuntimeError):
+class IrreversibleMigration(CommandError):
     """A migration step that would lose data, refused unless explicitly allowed."""
 
 

@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from alembic.util import CommandError
 from sqlalchemy import Connection, text
 
 logger = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ LOCK_PREFIX = "alembic-migrate:"
 PG_LOCK_KEY = 0x616C656D  # "alem": an arbitrary constant shared by every copy of this code
 
 
-class MigrationLockError(RuntimeError):
+class MigrationLockError(CommandError):
     """The migration lock could not be taken: another migration runs, or the server said no."""
 
 
