@@ -41,14 +41,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 16_384
     # Every request is answered within this many seconds (503 past it): a stalled database
     # cannot hold a request, its connection and its client forever.
-    request_timeout_s: float = 20.0
+    request_timeout_s: float = 10.0
     # Password hashing pool: 0 threads means one per CPU. A request waits at most
     # hash_wait_s for a free hasher, and at most hash_queue_max requests wait at once;
     # past either it is answered 503 with Retry-After. An argon2id hash costs ~0.25 s of a
-    # core, so a full queue takes ~8 s to drain on two cores: the wait leaves room for that.
+    # core, so a full queue drains in about the wait on two cores.
     hash_threads: int = 0
-    hash_wait_s: float = 15.0
-    hash_queue_max: int = 64
+    hash_wait_s: float = 5.0
+    hash_queue_max: int = 32
     # Per-client token bucket on write routes (POST, PATCH, DELETE); 0 turns it off.
     rate_limit_writes_per_minute: int = 0
     rate_limit_burst: int = 20
