@@ -5,10 +5,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -125,7 +126,42 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     elif pooled:
         _ping_idle_connections(engine)
+        if is_mysql(url):
+            _attach_read_engine(engine, url, settings)
     return engine
+
+
+# Pooled MySQL/MariaDB engines get a second pool whose connections stay in autocommit, for
+# the read-only routes (see read_connection); keyed by the main engine and disposed with it.
+_READ_ENGINES: "WeakKeyDictionary[Engine, AsyncEngine]" = WeakKeyDictionary()
+
+
+def _attach_read_engine(engine: AsyncEngine, url: URL, settings: Settings) -> None:
+    """An autocommit pool beside `engine`: a read is one round trip, the SELECT.
+
+    In autocommit the read needs no COMMIT or ROLLBACK after it, and `skip_autocommit_rollback`
+    lets SQLAlchemy (which asks the driver, per connection, whether it is in autocommit) skip
+    the DBAPI rollback on close and on return to the pool. A separate pool, not a per-checkout
+    switch of the isolation level, because switching costs two round trips and runs outside
+    SQLAlchemy's error translation. Sessions, and so every write, stay on `engine`.
+    """
+    try:
+        reads = create_async_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,  # SQLAlchemy >= 2.0.43
+            **engine_options(url, settings),
+        )
+    except TypeError:  # an older SQLAlchemy: reads share the main pool, two round trips
+        return
+    _ping_idle_connections(reads)
+    _READ_ENGINES[engine.sync_engine] = reads
+
+    def dispose_reads(_engine: Engine) -> None:
+        # Runs inside AsyncEngine.dispose()'s greenlet, where the async driver can be awaited.
+        reads.sync_engine.dispose()
+
+    event.listen(engine.sync_engine, "engine_disposed", dispose_reads)
 
 
 # A connection back in use within this many seconds is taken as alive; older ones are pinged.
@@ -184,10 +220,11 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     """A pooled connection for a read-only route: Core, no Session, no COMMIT.
 
-    Closing it ends the implicit transaction with one ROLLBACK, after which the pool skips its
-    own reset: a primary-key read costs two round trips (SELECT, ROLLBACK), where the session
-    dependency's commit and the pool's reset-on-return make three.
+    On MySQL/MariaDB it comes from the autocommit read pool: a primary-key read is one round
+    trip. Elsewhere (SQLite, or an engine made without one) closing it ends the implicit
+    transaction with one ROLLBACK, after which the pool skips its own reset.
     """
     engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
+    reads = _READ_ENGINES.get(engine.sync_engine, engine)
+    async with reads.connect() as connection:
         yield connection
