@@ -37,18 +37,18 @@ def goal_notes(results: dict[str, Any]) -> str:
         f"{asgi:.0f}% the HTTP/ASGI stack (uvicorn, Starlette, FastAPI routing and dependency "
         "solving, and the service's four middlewares: body limit, deadline, rate limit, "
         f"telemetry), {sqla:.0f}% SQLAlchemy Core, {driver:.0f}% the driver's protocol code and "
-        f"{loop:.0f}% the event loop itself. The read already costs two round trips, down from "
-        "four (see *What changed*); the one left after the SELECT is the ROLLBACK that ends "
-        "its implicit transaction.",
+        f"{loop:.0f}% the event loop itself. The read already costs one round trip, down from "
+        "four (see *What changed*).",
         "- **p99 against the baseline.** gunicorn's sync workers close the connection after "
         "each response, so every request queues in the kernel's accept queue and is served "
         "first come, first served: a narrow latency spread at a lower rate. An async worker "
         "keeps its 32 keep-alive connections and interleaves their requests; when a core is "
         "taken by MariaDB, wrk or another process, every request in flight on that worker "
         "waits, which widens the tail: a wider spread at a higher rate.",
-        "- **5 ms round trips.** A read holds a connection for two round trips (~10 ms), and "
-        "the pool holds 20 connections per worker: about 4,000 reads/s, above what the CPU "
-        "serves, so the latency is hidden as far as the CPU allows. What is left of the gap "
+        "- **5 ms round trips.** A read holds a connection for one round trip (~5 ms), and "
+        "the read pool holds 20 connections per worker: about 8,000 reads/s, far above what "
+        "the CPU serves, so the latency is hidden as far as the CPU allows. What is left of "
+        "the gap "
         f"is CPU: the delay proxy itself used {share:.0%} of a core, taken from the same two. "
         "The baseline's sync workers wait out every round trip, three per read. At c=256 "
         "the queue for pooled connections can pass the 2 s pool timeout when the machine is "
@@ -71,17 +71,17 @@ def goal_notes(results: dict[str, Any]) -> str:
         "Proposed for app/security.py (not the benchmark's file): start the hashing threads "
         "at a lower scheduling priority (`os.setpriority(os.PRIO_PROCESS, "
         "threading.get_native_id(), 10)` as the executor's initializer), so hashing takes "
-        "the CPU the event loop leaves; in a quick trial (2 rounds, busy machine) it cut the "
-        "burst read p99 from ~0.7 s to 0.14-0.45 s at the same create rate. HASH_THREADS=1 "
-        "is the blunter alternative.",
+        "the CPU the event loop leaves. The bench measures it beside the service "
+        "(bench/nice_hashing.py, 'argon2 threads at nice 10' in the table below): it keeps "
+        "reads near their idle latency during the burst. HASH_THREADS=1 is the blunter "
+        "alternative.",
         "- **Raw-driver ceiling.** The ceiling runs one autocommit SELECT per round trip in a "
-        "tight loop with no HTTP at all; an API read adds HTTP parsing, routing, validation, "
-        "middlewares, serialisation and a second round trip (the ROLLBACK), several times the "
-        "driver's own CPU per request. Removing the ROLLBACK needs connections that idle in "
-        "autocommit: tried (engine-level AUTOCOMMIT, sessions switched to REPEATABLE READ), it "
-        "made reads one round trip, but SQLAlchemy switches the isolation level outside its "
-        "error translation, so with the database cut a write got a raw driver error (500) and "
-        "leaked its connection (tests/test_db_faults.py failed): reverted.",
+        "tight loop with no HTTP at all. An API read makes the same single round trip but adds "
+        "HTTP parsing, routing, path validation, four middlewares, SQLAlchemy's execution "
+        "context and serialisation: several times the driver's own CPU per request, on the "
+        "same cores that must also run MariaDB and wrk. Reaching half the ceiling would take "
+        "a lighter stack than FastAPI with these middlewares (a bare Starlette route, or "
+        "fewer middlewares), not a database change.",
         "- **Migration 0002 on 1M rows.** Both directions are `ALGORITHM=INSTANT` on MariaDB: a "
         "metadata change, no table copy, whatever the row count. What readers can feel is the "
         "brief exclusive metadata lock; the table shows the same load run with no migration "
@@ -121,26 +121,34 @@ def changes_section() -> str:
             "Measured first (py-spy on a worker, and the delay proxy's count of client-to-server "
             "packets per request), then changed:",
             "",
-            "- **Round trips per read: 4 → 2.** A GET went pre-ping, SELECT, COMMIT, and the "
+            "- **Round trips per read: 4 → 1.** A GET went pre-ping, SELECT, COMMIT, and the "
             "pool's reset-on-return ROLLBACK. Each socket write showed as ~5% of a worker's "
             "samples. `pool_pre_ping` is replaced by a checkout hook that pings only "
             "connections idle for over 1 s (`app/db.py`, `_ping_idle_connections`), with a "
             "LIFO pool so busy connections stay busy: a link the server dropped while idle is "
             "still replaced before use (`test_connections_dropped_after_wait_timeout_are_"
             "replaced`), and one dropped mid-load fails its query, invalidates the pool and "
-            "answers 503 as before. Reads no longer commit: see the next point.",
+            "answers 503 as before. Reads no longer commit or roll back: see the next points.",
             "- **Core, not the ORM, on hot reads.** `GET /show/{id}` and `GET /users/{id}` run "
             "one prebuilt `select(User.id, User.username, User.email)` on a pooled connection "
             "(`app.db.read_connection`, `app.crud.read_public_user`): no Session, no identity "
             "map, no transaction snapshot (a `WeakKeyDictionary` per request showed as ~6%). "
-            "Closing the connection ends the implicit transaction with one ROLLBACK and skips "
-            "the pool's own reset. Writes keep the committing session dependency, so a 201 "
-            "still means committed.",
+            "Writes keep the committing session dependency, so a 201 still means committed.",
+            "- **An autocommit read pool (MariaDB).** Pooled MySQL engines get a second pool "
+            "whose connections stay in autocommit, with SQLAlchemy's "
+            "`skip_autocommit_rollback` (2.0.43+), used only by `read_connection`: the SELECT "
+            "is the whole conversation. It is disposed with the main engine. Tried first and "
+            "reverted: one autocommit pool with each session switched to REPEATABLE READ on "
+            "checkout; that costs every write two more round trips, and SQLAlchemy runs the "
+            "switch outside its error translation, so with the database cut a write got a raw "
+            "driver error (500) and leaked its connection (tests/test_db_faults.py). The cost "
+            "of the second pool: up to twice the connections per worker (each pool opens "
+            "connections only as they are needed, and writes rarely need many).",
             "- **Pool sizing.** The default pool (10 + 10 overflow per worker) opened ~20 new "
             "connections a second under a steady c=64 read load: overflow connections are "
             "closed when returned to a full pool and reopened a moment later, each costing a "
             "handshake and three set-up queries. The bench runs the service with "
-            "`DB_POOL_SIZE=20 DB_MAX_OVERFLOW=0` (the same 20 connections a worker, kept); "
+            "`DB_POOL_SIZE=20 DB_MAX_OVERFLOW=0` (20 kept connections a pool, per worker); "
             "recommended as the default in app/config.py, which is not the benchmark's to "
             "change.",
             "- **Serving flags.** uvicorn picks uvloop and httptools by itself when installed "
