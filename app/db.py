@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -131,9 +132,43 @@ def create_engine(
     return engine
 
 
+class _ReadPool:
+    """The autocommit read engine, and a first-come-first-served gate in front of its pool.
+
+    When more requests want a connection than the pool holds, SQLAlchemy's asyncio queue hands
+    a returned connection to whichever request asks first, not to the one that has waited
+    longest: under a c=256 load a few waiters starved past the pool timeout (503s). The gate
+    (asyncio.Semaphore is FIFO) admits as many requests as the pool has connections, in
+    arrival order, and keeps the pool timeout's bound on how long one may wait.
+    """
+
+    def __init__(self, engine: AsyncEngine, limit: int, timeout_s: float) -> None:
+        self.engine = engine
+        self.limit = limit
+        self.timeout_s = timeout_s
+        self._gate: asyncio.Semaphore | None = None
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        if self._gate is None:  # made on first use, so it belongs to the running loop
+            self._gate = asyncio.Semaphore(self.limit)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError(
+                f"no pooled read connection within {self.timeout_s:g} s"
+            ) from None
+        try:
+            async with self.engine.connect() as connection:
+                yield connection
+        finally:
+            self._gate.release()
+
+
 # Pooled MySQL/MariaDB engines get a second pool whose connections stay in autocommit, for
 # the read-only routes (see read_connection); keyed by the main engine and disposed with it.
-_READ_ENGINES: "WeakKeyDictionary[Engine, AsyncEngine]" = WeakKeyDictionary()
+_READ_POOLS: "WeakKeyDictionary[Engine, _ReadPool]" = WeakKeyDictionary()
 
 
 def _attach_read_engine(engine: AsyncEngine, url: URL, settings: Settings) -> None:
@@ -155,7 +190,8 @@ def _attach_read_engine(engine: AsyncEngine, url: URL, settings: Settings) -> No
     except TypeError:  # an older SQLAlchemy: reads share the main pool, two round trips
         return
     _ping_idle_connections(reads)
-    _READ_ENGINES[engine.sync_engine] = reads
+    limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
+    _READ_POOLS[engine.sync_engine] = _ReadPool(reads, limit, settings.db_pool_timeout_s)
 
     def dispose_reads(_engine: Engine) -> None:
         # Runs inside AsyncEngine.dispose()'s greenlet, where the async driver can be awaited.
@@ -225,6 +261,6 @@ async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     transaction with one ROLLBACK, after which the pool skips its own reset.
     """
     engine: AsyncEngine = request.app.state.engine
-    reads = _READ_ENGINES.get(engine.sync_engine, engine)
-    async with reads.connect() as connection:
+    reads = _READ_POOLS.get(engine.sync_engine)
+    async with (reads or engine).connect() as connection:
         yield connection
