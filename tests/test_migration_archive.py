@@ -69,6 +69,38 @@ async def test_downgrade_then_upgrade_brings_every_email_back_byte_identical(
     assert ARCHIVE_0002 not in await with_database(url, tables), "a restored archive is dropped"
 
 
+async def test_restore_never_gives_an_archived_email_to_a_newer_user(
+    database_url_at_head: str,
+) -> None:
+    """While at 0001 the newest user is deleted and a new one registers: ids are never reused,
+    so the upgrade cannot hand the deleted user's archived email to the newcomer."""
+    url = database_url_at_head
+
+    def add_old_user(connection: Connection) -> None:
+        connection.execute(
+            text(
+                "INSERT INTO user_list (username, password_hash, email)"
+                " VALUES ('old', 'h', 'old@ex.io')"
+            )
+        )
+
+    def replace_old_user(connection: Connection) -> None:
+        connection.execute(text("DELETE FROM user_list WHERE username = 'old'"))
+        connection.execute(
+            text("INSERT INTO user_list (username, password_hash) VALUES ('newcomer', 'h')")
+        )
+
+    def newcomer_email(connection: Connection) -> object:
+        query = "SELECT email FROM user_list WHERE username = 'newcomer'"
+        return connection.execute(text(query)).scalar()
+
+    await with_database(url, add_old_user)
+    await backends.downgrade(url, "-1")
+    await with_database(url, replace_old_user)
+    await backends.upgrade(url, "head")
+    assert await with_database(url, newcomer_email) is None
+
+
 async def test_downgrade_to_base_keeps_the_users_for_the_next_upgrade(
     database_url_at_head: str,
 ) -> None:

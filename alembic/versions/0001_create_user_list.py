@@ -29,6 +29,9 @@ def upgrade() -> None:
         # Byte-wise, case-sensitive usernames on MySQL/MariaDB, as SQLite compares them.
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
+        # SQLite would otherwise reuse the id of a deleted newest row, and archives are keyed
+        # by id: a newcomer must never inherit a deleted user's archived data.
+        sqlite_autoincrement=True,
     )
     restore_table(revision, "user_list")  # the users a downgrade to base archived
 

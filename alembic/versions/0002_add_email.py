@@ -42,5 +42,8 @@ def downgrade() -> None:
     if op.get_context().dialect.name == "mysql":
         op.execute(f"ALTER TABLE user_list DROP COLUMN email{_instant_suffix()}")
     else:
-        with op.batch_alter_table("user_list") as batch_op:
+        # The batch copy rebuilds the table from reflection, which forgets AUTOINCREMENT.
+        with op.batch_alter_table(
+            "user_list", table_kwargs={"sqlite_autoincrement": True}
+        ) as batch_op:
             batch_op.drop_column("email")
