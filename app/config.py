@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     db_pool_recycle_s: int = 1800
     # What to do when the database carries a revision this code does not know (rolling deploys).
     schema_ahead_policy: Literal["refuse", "warn"] = "refuse"
-    log_level: str = "INFO"
     # Hardening (issue 4). Request bodies above this many bytes are answered 413.
     max_body_bytes: int = 16_384
     # Every request is answered within this many seconds (503 past it): a stalled database

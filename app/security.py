@@ -1,6 +1,6 @@
 """Password hashing with argon2id in a bounded thread pool, and the common-password check.
 
-Each argon2id hash costs ~50 ms of CPU and 64 MiB of memory, so hashes run on at most one
+Each argon2id hash costs 0.1-0.25 s of CPU and 64 MiB of memory, so hashes run on at most one
 thread per CPU; a burst of registrations waits briefly for a hasher and is then answered 503
 (`HashingBusy`) instead of piling up threads, memory and waiting requests.
 """
