@@ -208,15 +208,14 @@ def plot(results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def overall_foreign(results: dict[str, Any]) -> float:
-    runs = [
-        r
+def overall_foreign(results: dict[str, Any]) -> tuple[float, float]:
+    """Lowest and highest median 'other load' over the scenarios."""
+    shares = [
+        foreign([r for side in entry["rounds"].values() for r in side])
         for entry in results.values()
         if isinstance(entry, dict) and isinstance(entry.get("rounds"), dict)
-        for side in entry["rounds"].values()
-        for r in side
     ]
-    return foreign(runs)
+    return (min(shares), max(shares)) if shares else (0.0, 0.0)
 
 
 def write(results: dict[str, Any]) -> None:
@@ -236,7 +235,7 @@ def write(results: dict[str, Any]) -> None:
         f"MariaDB {mach['mariadb']}; {mach['wrk']}.",
         f"- Packages: {mach['packages']}.",
         "- The load generator (wrk, 2 threads), MariaDB, both servers and the delay proxy share "
-        "the same 2 cores, which other engineers' test runs also use: expect a few % of noise.",
+        "the same 2 cores, which other engineers' test runs also use: expect noise.",
         "- Ours: `uvicorn app.main:app --workers 2 --loop uvloop --http httptools "
         "--no-access-log` with `DB_POOL_SIZE=20 DB_MAX_OVERFLOW=0` (see below), other settings "
         "at their defaults. Baseline "
@@ -252,10 +251,10 @@ def write(results: dict[str, Any]) -> None:
         "'failed' counts non-2xx answers, socket errors and timeouts.",
         "- 'Other load' is the share of the machine's 2 cores that processes outside the "
         "benchmark (not its servers, wrk, the proxy or MariaDB) used during those wrk runs, "
-        "from /proc: other engineers' test runs share this machine. At "
-        f"{overall_foreign(results):.0%} of the machine on average over this run, the absolute "
-        "figures are lower than on a quiet machine and single rounds swing; the ratios, from "
-        "back-to-back pairs, are the figures to read.",
+        "from /proc: other engineers' test runs share this machine. In this run it ranged "
+        f"from {overall_foreign(results)[0]:.0%} to {overall_foreign(results)[1]:.0%} by "
+        "scenario (each table says); where it is high the absolute figures are low and single "
+        "rounds swing, and the ratios, from back-to-back pairs, are the figures to read.",
         f"- Command: `make bench` (BENCH_ROUNDS, BENCH_SECONDS, BENCH_ROWS to change). "
         f"This run took {cfg.get('elapsed_s', 0) / 60:.1f} min.",
         "",
@@ -269,6 +268,9 @@ def write(results: dict[str, Any]) -> None:
         md.append(f"| {goal} | {target} | {measured} | {status} |")
     md += ["", notes.goal_notes(results), "", "## Throughput and latency", ""]
     md.append(f"![throughput and p99 against concurrency]({PLOT.name})")
+    md += ["", "Lines from different scenarios ran at different times: compare each pair of "
+           "lines (ours, baseline) with each other, and read absolute levels against each "
+           "table's 'other load' column."]  # fmt: skip
     md += ["", "### MariaDB", ""]
     md += comparison_table(results, [
         ("read_mariadb_c16", "GET /show/{id}"), ("read_mariadb_c64", "GET /show/{id}"),
@@ -324,7 +326,8 @@ def write(results: dict[str, Any]) -> None:
     drv = results.get("driver_c64")
     if drv and "rounds" in drv:
         drv_ratio = ratio(drv, "asyncmy", "aiomysql")
-        md.append(f"| asyncmy / aiomysql, GET /show c=64 | {drv_ratio:.2f}× "
+        md.append(f"| asyncmy / aiomysql, GET /show c=64 (median of paired rounds) | "
+                  f"{drv_ratio:.2f}× "
                   f"({med(drv['rounds']['asyncmy']):,.0f} vs "
                   f"{med(drv['rounds']['aiomysql']):,.0f} req/s) |")  # fmt: skip
     if "migration" in results:
