@@ -147,7 +147,7 @@ def changes_section() -> str:
             "- **Round trips per read: 4 → 1.** A GET went pre-ping, SELECT, COMMIT, and the "
             "pool's reset-on-return ROLLBACK. Each socket write showed as ~5% of a worker's "
             "samples. `pool_pre_ping` is replaced by a checkout hook that pings only "
-            "connections idle for over 1 s (`app/db.py`, `_ping_idle_connections`), with a "
+            "connections idle for over 1 s (`app/db_pool.py`, `ping_idle_connections`), with a "
             "LIFO pool so busy connections stay busy: a link the server dropped while idle is "
             "still replaced before use (`test_connections_dropped_after_wait_timeout_are_"
             "replaced`), and one dropped mid-load fails its query, invalidates the pool and "
@@ -174,13 +174,12 @@ def changes_section() -> str:
             "timeout (hundreds of 503s per c=256 run, p99 1.2-1.5 s). An asyncio.Semaphore "
             "sized to the pool (FIFO) now admits reads in arrival order, with the same timeout "
             "and the same 503 past it: 0 failed and p99 0.3-0.5 s in the same test.",
-            "- **Pool sizing.** The default pool (10 + 10 overflow per worker) opened ~20 new "
-            "connections a second under a steady c=64 read load: overflow connections are "
-            "closed when returned to a full pool and reopened a moment later, each costing a "
-            "handshake and three set-up queries. The bench runs the service with "
-            "`DB_POOL_SIZE=20 DB_MAX_OVERFLOW=0` (20 kept connections a pool, per worker); "
-            "recommended as the default in app/config.py, which is not the benchmark's to "
-            "change.",
+            "- **Pool sizing.** The former default pool (10 + 10 overflow per worker) opened "
+            "~20 new connections a second under a steady c=64 read load: overflow connections "
+            "are closed when returned to a full pool and reopened a moment later, each costing "
+            "a handshake and three set-up queries. The bench runs the service with "
+            "`DB_POOL_SIZE=20 DB_MAX_OVERFLOW=0` (20 kept connections a pool, per worker), "
+            "which is now the default in app/config.py.",
             "- **Serving flags.** uvicorn picks uvloop and httptools by itself when installed "
             "(uvicorn[standard]); the bench names them, and turns off the access log "
             "(`--no-access-log`), which gunicorn does not write by default either.",

@@ -1,0 +1,140 @@
+"""MySQL/MariaDB connection pools tuned for the hot path: a bounded handshake, pings only for
+idle connections, and an autocommit pool for reads (one round trip each), measured in bench/."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+def bounded_aiomysql_connect(timeout_s: float) -> Callable[..., Awaitable[Any]]:
+    """aiomysql.connect, with `timeout_s` bounding the handshake as well as the TCP connect.
+
+    aiomysql's own connect_timeout stops at the TCP connect: a server (or proxy) that accepts
+    but never answers would hold the pool checkout, and its request, forever.
+    """
+    import aiomysql
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await aiomysql.connect(*args, **kwargs)
+        except TimeoutError:
+            # As a driver error, so that SQLAlchemy wraps it and the client gets a 503.
+            raise aiomysql.OperationalError(2013, "handshake timed out") from None
+
+    return connect
+
+
+class ReadPool:
+    """The autocommit read engine, and a first-come-first-served gate in front of its pool.
+
+    When more requests want a connection than the pool holds, SQLAlchemy's asyncio queue hands
+    a returned connection to whichever request asks first, not to the one that has waited
+    longest: under a c=256 load a few waiters starved past the pool timeout (503s). The gate
+    (asyncio.Semaphore is FIFO) admits as many requests as the pool has connections, in
+    arrival order, and keeps the pool timeout's bound on how long one may wait.
+    """
+
+    def __init__(self, engine: AsyncEngine, limit: int, timeout_s: float) -> None:
+        self.engine = engine
+        self.limit = limit
+        self.timeout_s = timeout_s
+        self._gate: asyncio.Semaphore | None = None
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        if self._gate is None:  # made on first use, so it belongs to the running loop
+            self._gate = asyncio.Semaphore(self.limit)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError(
+                f"no pooled read connection within {self.timeout_s:g} s"
+            ) from None
+        try:
+            async with self.engine.connect() as connection:
+                yield connection
+        finally:
+            self._gate.release()
+
+
+# Pooled MySQL/MariaDB engines get a second pool whose connections stay in autocommit, for
+# the read-only routes (see read_connection); keyed by the main engine and disposed with it.
+_READ_POOLS: "WeakKeyDictionary[Engine, ReadPool]" = WeakKeyDictionary()
+
+
+def attach_read_pool(
+    engine: AsyncEngine, url: URL, options: dict[str, Any], *, limit: int, timeout_s: float
+) -> None:
+    """An autocommit pool beside `engine`: a read is one round trip, the SELECT.
+
+    In autocommit the read needs no COMMIT or ROLLBACK after it, and `skip_autocommit_rollback`
+    lets SQLAlchemy (which asks the driver, per connection, whether it is in autocommit) skip
+    the DBAPI rollback on close and on return to the pool. A separate pool, not a per-checkout
+    switch of the isolation level, because switching costs two round trips and runs outside
+    SQLAlchemy's error translation. Sessions, and so every write, stay on `engine`.
+    """
+    try:
+        reads = create_async_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,  # SQLAlchemy >= 2.0.43
+            **options,
+        )
+    except TypeError:  # an older SQLAlchemy: reads share the main pool, two round trips
+        return
+    ping_idle_connections(reads)
+    _READ_POOLS[engine.sync_engine] = ReadPool(reads, limit, timeout_s)
+
+    def dispose_reads(_engine: Engine) -> None:
+        # Runs inside AsyncEngine.dispose()'s greenlet, where the async driver can be awaited.
+        reads.sync_engine.dispose()
+
+    event.listen(engine.sync_engine, "engine_disposed", dispose_reads)
+
+
+# A connection back in use within this many seconds is taken as alive; older ones are pinged.
+IDLE_PING_AFTER_S = 1.0
+
+
+def ping_idle_connections(engine: AsyncEngine) -> None:
+    """Pre-ping only the connections that sat idle, where a dropped link hides.
+
+    SQLAlchemy's `pool_pre_ping` costs a round trip on every checkout, one more than a read
+    needs. A connection used within the last second is all but surely alive, and if the
+    database went away meanwhile the query fails, the pool is invalidated and the request
+    gets the usual 503; a connection idle for longer (the server's wait_timeout, a restart
+    while quiet) is pinged and, if dead, replaced before the request sees it.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError("idle connection failed its ping") from exc
+
+    event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
+
+
+def read_pool_for(engine: AsyncEngine) -> ReadPool | None:
+    """The autocommit read pool attached to `engine`, if it has one."""
+    return _READ_POOLS.get(engine.sync_engine)
