@@ -14,6 +14,7 @@ from app.config import Settings
 from app.db import create_engine, database_url
 from app.main import create_app
 from tests import backends
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +86,13 @@ async def db(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings, database_url(settings.database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def proxy(database_url_at_head: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the test database that the test can cut, stall and restore."""
+    url = make_url(database_url_at_head)
+    tcp = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+    await tcp.start()
+    yield tcp
+    await tcp.close()

@@ -30,15 +30,6 @@ RECOVERY_S = 5.0
 
 
 @pytest.fixture
-async def proxy(database_url_at_head: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(database_url_at_head)
-    tcp = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
-    await tcp.start()
-    yield tcp
-    await tcp.close()
-
-
-@pytest.fixture
 def settings(database_url_at_head: str, proxy: TcpProxy) -> Settings:
     """The app reaches MariaDB only through the proxy, with the default timeouts."""
     url = make_url(database_url_at_head).set(host="127.0.0.1", port=proxy.port)

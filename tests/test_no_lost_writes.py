@@ -40,15 +40,6 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def proxy(database_url_at_head: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(database_url_at_head)
-    tcp = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
-    await tcp.start()
-    yield tcp
-    await tcp.close()
-
-
-@pytest.fixture
 def settings(database_url_at_head: str, proxy: TcpProxy) -> Settings:
     url = make_url(database_url_at_head).set(host="127.0.0.1", port=proxy.port)
     return Settings(database_url=url_string(url), request_timeout_s=3)
