@@ -49,6 +49,14 @@ class HashingBusy(DomainError):
 
 
 DATABASE_UNAVAILABLE = "database unavailable, retry later"
+# Connection loss, lock timeouts, deadlocks and an exhausted pool: the database's fault and
+# worth a retry (503). Other driver errors are our bugs and stay 500s.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    OSError,  # a socket error the driver did not wrap
+)
 REQUEST_TIMED_OUT = "request took too long, retry later"
 
 
@@ -97,7 +105,5 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # Connection loss, lock timeouts, deadlocks and an exhausted pool are the database's
-    # fault and worth a retry; other driver errors are our bugs and stay 500s.
-    for exc_type in (OperationalError, InterfaceError, PoolTimeoutError):
+    for exc_type in DATABASE_ERRORS:
         app.add_exception_handler(exc_type, _database_unavailable)

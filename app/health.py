@@ -2,10 +2,8 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app.errors import DATABASE_UNAVAILABLE
+from app.errors import DATABASE_ERRORS, DATABASE_UNAVAILABLE
 from app.schema_revision import code_head, schema_status
 from app.schemas import Health
 
@@ -30,7 +28,7 @@ router = APIRouter()
 async def health(request: Request) -> Health | JSONResponse:
     try:
         status = await schema_status(request.app.state.engine)
-    except (OperationalError, InterfaceError, PoolTimeoutError, OSError):
+    except DATABASE_ERRORS:
         return JSONResponse(
             {
                 "detail": DATABASE_UNAVAILABLE,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app import crud
 from app.db import SessionDep, read_connection
+from app.errors import DATABASE_UNAVAILABLE
 from app.schemas import PAGE_SIZE_MAX, UserCreate, UserOut, UserPage, UserUpdate
 from app.security import hash_password
 
@@ -25,9 +26,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {
         "description": "Database unavailable",
-        "content": {
-            "application/json": {"example": {"detail": "database unavailable, retry later"}}
-        },
+        "content": {"application/json": {"example": {"detail": DATABASE_UNAVAILABLE}}},
     },
 }
 

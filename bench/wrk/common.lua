@@ -9,3 +9,15 @@ function summary_json(summary, latency)
     e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency.max, latency.mean))
 end
+
+-- Every script numbers its threads (for unique usernames and random seeds) and prints the summary.
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function done(summary, latency, requests)
+  summary_json(summary, latency)
+end

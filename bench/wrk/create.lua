@@ -2,14 +2,8 @@
 package.path = package.path .. ";" .. debug.getinfo(1).source:match("@?(.*/)") .. "?.lua"
 require "common"
 
-local threads = {}
 local prefix = "x"
 local n = 0
-
-function setup(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
 
 function init(args)
   prefix = (args[1] or "x") .. tostring(id or 0)
@@ -20,8 +14,4 @@ function request()
   n = n + 1
   local body = string.format('{"username":"%s%x","password":"b3nch-Pw9q"}', prefix, n)
   return wrk.format("POST", "/user/add", nil, body)
-end
-
-function done(summary, latency, requests)
-  summary_json(summary, latency)
 end

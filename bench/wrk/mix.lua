@@ -2,15 +2,9 @@
 package.path = package.path .. ";" .. debug.getinfo(1).source:match("@?(.*/)") .. "?.lua"
 require "common"
 
-local threads = {}
 local rows = 10000
 local prefix = "m"
 local n = 0
-
-function setup(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
 
 function init(args)
   rows = tonumber(args[1] or rows)
@@ -25,8 +19,4 @@ function request()
     return wrk.format("POST", "/user/add", {["Content-Type"] = "application/json"}, body)
   end
   return wrk.format("GET", "/show/" .. math.random(1, rows))
-end
-
-function done(summary, latency, requests)
-  summary_json(summary, latency)
 end

@@ -3,13 +3,6 @@ package.path = package.path .. ";" .. debug.getinfo(1).source:match("@?(.*/)") .
 require "common"
 
 local rows = 10000
-local counter = 0
-local threads = {}
-
-function setup(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
 
 function init(args)
   rows = tonumber(args[1] or rows)
@@ -18,8 +11,4 @@ end
 
 function request()
   return wrk.format("GET", "/show/" .. math.random(1, rows))
-end
-
-function done(summary, latency, requests)
-  summary_json(summary, latency)
 end
