@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     hash_threads: int = 0
     hash_wait_s: float = 5.0
     hash_queue_max: int = 32
+    # Scheduling priority (nice) of the hashing threads; > 0 lets reads take the CPU first.
+    hash_thread_nice: int = 0
     # Per-client token bucket on write routes (POST, PATCH, DELETE); 0 turns it off.
     rate_limit_writes_per_minute: int = 0
     rate_limit_burst: int = 20

@@ -6,7 +6,7 @@ from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.errors import UsernameTaken, UserNotFound
+from app.exceptions import UsernameTaken, UserNotFound
 from app.models import User
 
 

@@ -1,49 +1,20 @@
-"""Database plumbing: the declarative base, the engine factory and the session dependency."""
+"""The engine factory: the configured URL, the driver and pool options, SQLite's pragmas."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from sqlalchemy import MetaData, event
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
+from app.backend import is_mysql, is_sqlite
 from app.config import Settings
-from app.db_pool import (
-    attach_read_pool,
-    bounded_aiomysql_connect,
-    ping_idle_connections,
-    read_pool_for,
-)
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def is_sqlite(url: URL) -> bool:
-    return url.get_backend_name() == "sqlite"
-
-
-def is_mysql(url: URL) -> bool:
-    return url.get_backend_name() in ("mysql", "mariadb")
+from app.db_pool import ReadPool, bounded_aiomysql_connect, ping_idle_connections
 
 
 def database_url(raw: str) -> URL:
@@ -109,46 +80,31 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     elif pooled:
         ping_idle_connections(engine)
-        if is_mysql(url):
-            attach_read_pool(
-                engine,
-                url,
-                engine_options(url, settings),
-                limit=settings.db_pool_size + max(settings.db_max_overflow, 0),
-                timeout_s=settings.db_pool_timeout_s,
-            )
     return engine
+
+
+def create_read_pool(settings: Settings, url: URL | None = None) -> ReadPool | None:
+    """MySQL/MariaDB: an autocommit pool for the read-only routes, so a read is one round trip.
+
+    In autocommit the read needs no COMMIT or ROLLBACK after it, and `skip_autocommit_rollback`
+    lets SQLAlchemy skip the DBAPI rollback on close and on return to the pool. A separate pool,
+    not a per-checkout switch of the isolation level, because switching costs two round trips
+    and runs outside SQLAlchemy's error translation. Sessions, and so every write, stay on the
+    main engine. None elsewhere: SQLite reads go through the main engine.
+    """
+    url = url or database_url(settings.database_url)
+    if not is_mysql(url):
+        return None
+    reads = create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,  # SQLAlchemy >= 2.0.43
+        **engine_options(url, settings),
+    )
+    ping_idle_connections(reads)
+    limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
+    return ReadPool(reads, limit, settings.db_pool_timeout_s)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A request-scoped session: committed when the route succeeds, rolled back when it raises."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except Exception:
-            await session.rollback()
-            raise
-
-
-# scope="function": the commit runs before the response is sent, so a 2xx means it is durable.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-@asynccontextmanager
-async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection for a read-only route: Core, no Session, no COMMIT.
-
-    On MySQL/MariaDB it comes from the autocommit read pool: a primary-key read is one round
-    trip. Elsewhere (SQLite, or an engine made without one) closing it ends the implicit
-    transaction with one ROLLBACK, after which the pool skips its own reset.
-    """
-    engine: AsyncEngine = request.app.state.engine
-    reads = read_pool_for(engine)
-    async with (reads or engine).connect() as connection:
-        yield connection

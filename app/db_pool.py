@@ -6,13 +6,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def bounded_aiomysql_connect(timeout_s: float) -> Callable[..., Awaitable[Any]]:
@@ -50,6 +48,9 @@ class ReadPool:
         self.timeout_s = timeout_s
         self._gate: asyncio.Semaphore | None = None
 
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         if self._gate is None:  # made on first use, so it belongs to the running loop
@@ -66,41 +67,6 @@ class ReadPool:
                 yield connection
         finally:
             self._gate.release()
-
-
-# Pooled MySQL/MariaDB engines get a second pool whose connections stay in autocommit, for
-# the read-only routes (see read_connection); keyed by the main engine and disposed with it.
-_READ_POOLS: "WeakKeyDictionary[Engine, ReadPool]" = WeakKeyDictionary()
-
-
-def attach_read_pool(
-    engine: AsyncEngine, url: URL, options: dict[str, Any], *, limit: int, timeout_s: float
-) -> None:
-    """An autocommit pool beside `engine`: a read is one round trip, the SELECT.
-
-    In autocommit the read needs no COMMIT or ROLLBACK after it, and `skip_autocommit_rollback`
-    lets SQLAlchemy (which asks the driver, per connection, whether it is in autocommit) skip
-    the DBAPI rollback on close and on return to the pool. A separate pool, not a per-checkout
-    switch of the isolation level, because switching costs two round trips and runs outside
-    SQLAlchemy's error translation. Sessions, and so every write, stay on `engine`.
-    """
-    try:
-        reads = create_async_engine(
-            url,
-            isolation_level="AUTOCOMMIT",
-            skip_autocommit_rollback=True,  # SQLAlchemy >= 2.0.43
-            **options,
-        )
-    except TypeError:  # an older SQLAlchemy: reads share the main pool, two round trips
-        return
-    ping_idle_connections(reads)
-    _READ_POOLS[engine.sync_engine] = ReadPool(reads, limit, timeout_s)
-
-    def dispose_reads(_engine: Engine) -> None:
-        # Runs inside AsyncEngine.dispose()'s greenlet, where the async driver can be awaited.
-        reads.sync_engine.dispose()
-
-    event.listen(engine.sync_engine, "engine_disposed", dispose_reads)
 
 
 # A connection back in use within this many seconds is taken as alive; older ones are pinged.
@@ -133,8 +99,3 @@ def ping_idle_connections(engine: AsyncEngine) -> None:
 
     event.listen(engine.sync_engine, "checkin", on_checkin)
     event.listen(engine.sync_engine, "checkout", on_checkout)
-
-
-def read_pool_for(engine: AsyncEngine) -> ReadPool | None:
-    """The autocommit read pool attached to `engine`, if it has one."""
-    return _READ_POOLS.get(engine.sync_engine)

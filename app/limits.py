@@ -14,7 +14,8 @@ from collections import OrderedDict
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import REQUEST_TIMED_OUT
+from app.error_handlers import error_response
+from app.exceptions import RequestTimedOut
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,7 @@ class DeadlineMiddleware:
             if not deadline.expired() or started:
                 raise
             logger.warning("request timed out: %s %s", scope["method"], scope["path"])
-            response = JSONResponse(
-                {"detail": REQUEST_TIMED_OUT}, status_code=503, headers={"Retry-After": "1"}
-            )
-            await response(scope, receive, send)
+            await error_response(RequestTimedOut())(scope, receive, send)
 
 
 class RateLimitMiddleware:

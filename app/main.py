@@ -1,4 +1,4 @@
-"""Application factory: lifespan-owned engine, the start-up schema gate, routers, error handlers."""
+"""Application factory: a lifespan that owns the runtime state; routers, handlers, limits."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker, database_url, redact
-from app.errors import COMMON_RESPONSES, install_error_handlers
-from app.health import router as health_router
+from app.db import database_url, redact
+from app.error_handlers import COMMON_RESPONSES, install_error_handlers
 from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
-from app.schema_revision import SchemaMismatch, check_schema
-from app.security import HashingPool, install_pool
-from app.users import router as users_router
+from app.migrate.gate import SchemaMismatch, check_schema
+from app.routes.health import router as health_router
+from app.routes.users import router as users_router
+from app.state import AppState
 
 logger = logging.getLogger("app")
 
@@ -29,36 +29,33 @@ def _quiet_driver_loggers() -> None:
             driver.setLevel(logging.INFO)
 
 
+async def _check_schema_or_refuse(state: AppState, settings: Settings) -> None:
+    try:
+        await check_schema(state.engine, settings.schema_ahead_policy)
+    except SchemaMismatch as exc:
+        logger.error("refusing to start: %s", exc)
+        raise
+    except Exception as exc:
+        url = redact(database_url(settings.database_url))
+        raise SchemaMismatch(
+            f"cannot check the schema of {url}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
+    config = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config = settings or get_settings()
         _quiet_driver_loggers()
-        url = database_url(config.database_url)
-        engine = create_engine(config, url)
+        state = AppState.build(config)
         try:
-            try:
-                await check_schema(engine, config.schema_ahead_policy)
-            except SchemaMismatch as exc:
-                logger.error("refusing to start: %s", exc)
-                raise
-            except Exception as exc:
-                raise SchemaMismatch(
-                    f"cannot check the schema of {redact(url)}: {type(exc).__name__}: {exc}"
-                ) from None
-            app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
-            hashing = HashingPool.from_settings(config)
-            previous = install_pool(hashing)
-            try:
-                yield
-            finally:
-                install_pool(previous)
-                hashing.close()
+            await _check_schema_or_refuse(state, config)
+            app.state.runtime = state
+            yield
         finally:
-            await engine.dispose()
+            await state.close()
 
     app = FastAPI(
         title="User service",
@@ -69,15 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     # Added innermost first: a request meets the deadline, then the rate limit, then the body cap.
-    limits = settings or get_settings()
-    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
-    if limits.rate_limit_writes_per_minute > 0:
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.rate_limit_writes_per_minute > 0:
         app.add_middleware(
             RateLimitMiddleware,
-            per_minute=limits.rate_limit_writes_per_minute,
-            burst=limits.rate_limit_burst,
+            per_minute=config.rate_limit_writes_per_minute,
+            burst=config.rate_limit_burst,
         )
-    app.add_middleware(DeadlineMiddleware, timeout_s=limits.request_timeout_s)
+    app.add_middleware(DeadlineMiddleware, timeout_s=config.request_timeout_s)
     app.include_router(users_router)
     app.include_router(health_router)
     return app

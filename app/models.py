@@ -1,13 +1,26 @@
-"""ORM model of the tutorial's `user_list` table."""
+"""The declarative base with its naming convention, and the ORM model of `user_list`.
 
-from sqlalchemy import Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+Imports nothing from the web layer: `alembic/env.py` loads it without FastAPI.
+"""
 
-from app.db import Base
+from sqlalchemy import Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 USERNAME_MAX = 10
 EMAIL_MAX = 12
 PASSWORD_HASH_MAX = 255
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class User(Base):

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from app.models import EMAIL_MAX, USERNAME_MAX
-from app.security import is_common_password
+from app.passwords import is_common_password
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128

@@ -36,7 +36,7 @@ def goal_notes(results: dict[str, Any]) -> str:
         std, nice = burst["ours"], burst["ours_nice_hashing"]
         nice_text = (
             f"the read p99 during the burst was {_med(nice['burst'], 'p99_us') / 1000:.0f} ms "
-            f"against {_med(std['burst'], 'p99_us') / 1000:.0f} ms as shipped, with "
+            f"against {_med(std['burst'], 'p99_us') / 1000:.0f} ms at the default, with "
             f"{_med(nice['creates']):.1f} against {_med(std['creates']):.1f} creates/s "
             "meanwhile."
         )
@@ -88,11 +88,11 @@ def goal_notes(results: dict[str, Any]) -> str:
         "worker (HASH_THREADS=0): four argon2id hashes at once on two cores, each walking 64 "
         "MiB, so the event loops get a small share of CPU and memory bandwidth, and reads "
         "slow down many times over. The baseline does no hashing, so its burst costs little. "
-        "Proposed for app/security.py (not the benchmark's file): start the hashing threads "
-        "at a lower scheduling priority (`os.setpriority(os.PRIO_PROCESS, "
-        "threading.get_native_id(), 10)` as the executor's initializer), so hashing takes "
-        "the CPU the event loop leaves. The bench measures it beside the service "
-        f"(bench/nice_hashing.py, 'argon2 threads at nice 10' in the table below): {nice_text} "
+        "The service's setting `HASH_THREAD_NICE` (default 0) runs the hashing threads at that "
+        "nice value, a lower scheduling priority than the event loop's, so hashing takes the "
+        "CPU the event loop leaves. The "
+        "bench measures the service with HASH_THREAD_NICE=10 beside the default ('the service "
+        f"with HASH_THREAD_NICE=10' in the table below): {nice_text} "
         "That is the trade: reads first, creates with what is left. HASH_THREADS=1 is the "
         "blunter alternative.",
         "- **Raw-driver ceiling.** The ceiling runs one autocommit SELECT per round trip in a "
@@ -154,7 +154,7 @@ def changes_section() -> str:
             "answers 503 as before. Reads no longer commit or roll back: see the next points.",
             "- **Core, not the ORM, on hot reads.** `GET /show/{id}` and `GET /users/{id}` run "
             "one prebuilt `select(User.id, User.username, User.email)` on a pooled connection "
-            "(`app.db.read_connection`, `app.crud.read_public_user`): no Session, no identity "
+            "(`AppState.read_connection`, `app.crud.read_public_user`): no Session, no identity "
             "map, no transaction snapshot (a `WeakKeyDictionary` per request showed as ~6%). "
             "Writes keep the committing session dependency, so a 201 still means committed.",
             "- **An autocommit read pool (MariaDB).** Pooled MySQL engines get a second pool "
@@ -164,9 +164,10 @@ def changes_section() -> str:
             "reverted: one autocommit pool with each session switched to REPEATABLE READ on "
             "checkout; that costs every write two more round trips, and SQLAlchemy runs the "
             "switch outside its error translation, so with the database cut a write got a raw "
-            "driver error (500) and leaked its connection (tests/test_db_faults.py). The cost "
-            "of the second pool: up to twice the connections per worker (each pool opens "
-            "connections only as they are needed, and writes rarely need many).",
+            "driver error (500) and leaked its connection "
+            "(tests/reliability/test_db_faults.py). The cost of the second pool: up to twice "
+            "the connections per worker (each pool opens connections only as they are needed, "
+            "and writes rarely need many).",
             "- **A first-come-first-served gate in front of the read pool.** With more requests "
             "than connections (c=256: 128 a worker, 20 connections), SQLAlchemy's asyncio "
             "queue hands a returned connection to whoever asks first, so a woken waiter can "

@@ -2,37 +2,46 @@
 
 A schema change is run while the release that does not depend on it serves: `upgrade` to 0002
 before deploying the code that reads `email`, `downgrade` from 0002 after rolling that code back.
-So the readers during both migrations are this app: the service's own engine, pool and read
-path from `app.db`, with the 0001 query. Run as `uvicorn bench.prev_release:app`.
+So the readers during both migrations are this app: the service's own `AppState` (engine, pools,
+read path), with the 0001 query. Run as `uvicorn bench.prev_release:app`.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker, read_connection
 from app.models import User
+from app.state import AppState
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    engine = create_engine(get_settings())
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    yield
-    await engine.dispose()
+    # No schema check, unlike the service: this release serves through both migrations.
+    state = AppState.build(get_settings())
+    app.state.runtime = state
+    try:
+        yield
+    finally:
+        await state.close()
+
+
+def get_state(request: Request) -> AppState:
+    """The lifespan's `AppState` (this app's only look at `app.state`)."""
+    state: AppState = request.app.state.runtime
+    return state
 
 
 app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/show/{user_id}")
-async def show_user(request: Request, user_id: int) -> JSONResponse:
-    async with read_connection(request) as connection:
+async def show_user(user_id: int, state: Annotated[AppState, Depends(get_state)]) -> JSONResponse:
+    async with state.read_connection() as connection:
         query = select(User.id, User.username).where(User.id == user_id)
         row = (await connection.execute(query)).first()
     if row is None:

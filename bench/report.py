@@ -319,7 +319,7 @@ def write(results: dict[str, Any]) -> None:
                   f"{h['ceiling_per_s']:.1f} hashes/s |")  # fmt: skip
     burst = results.get("create_burst_c16", {}).get("sides", {})
     for side, data in burst.items():
-        side = side.replace("ours_nice_hashing", "ours, argon2 threads at nice 10 (proposal)")
+        side = side.replace("ours_nice_hashing", "the service with HASH_THREAD_NICE=10")
         md.append(f"| {side}: read p99 idle → during a c=8 create burst (c=16 reads) | "
                   f"{_ms(med(data['idle'], 'p99_us'))} → {_ms(med(data['burst'], 'p99_us'))} "
                   f"ms; {med(data['creates']):.1f} creates/s |")  # fmt: skip

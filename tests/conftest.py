@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.db import create_engine, database_url
 from app.main import create_app
-from tests import backends
-from tests.tcp_proxy import TcpProxy
+from tests.support import alembic, backends
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +45,12 @@ async def empty_database_url(backend: str, tmp_path: Path, mysql_database: URL |
     if mysql_database is None:
         pytest.skip(f"MariaDB unreachable at {backends.MYSQL_URL} (set REQUIRE_MYSQL=1 to fail)")
     await backends.recreate_mysql_database(mysql_database)
-    return backends.url_string(mysql_database)
+    return backends.url_string(backends.with_scheme(backend, mysql_database))
 
 
 @pytest.fixture
 async def database_url_at_head(empty_database_url: str) -> str:
-    await backends.upgrade(empty_database_url)
+    await alembic.upgrade(empty_database_url)
     return empty_database_url
 
 

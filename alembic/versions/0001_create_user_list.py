@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.migration_archive import archive_table, restore_table
+from app.migrate.archive import archive_table, restore_table
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

@@ -1,0 +1,60 @@
+"""Which database is this? The one place that answers it, for the app, env.py and revisions.
+
+SQLAlchemy names a MySQL-family dialect "mysql" or "mariadb" depending on the URL's scheme
+(`mysql+aiomysql://` or `mariadb+aiomysql://`), whatever the server is: every check here accepts
+both, and tells MariaDB from MySQL by the server, not by the scheme.
+"""
+
+from sqlalchemy.engine import URL, Dialect
+
+MYSQL_FAMILY = frozenset({"mysql", "mariadb"})
+
+
+def _name(target: URL | Dialect) -> str:
+    return target.get_backend_name() if isinstance(target, URL) else target.name
+
+
+def is_sqlite(target: URL | Dialect) -> bool:
+    return _name(target) == "sqlite"
+
+
+def is_mysql(target: URL | Dialect) -> bool:
+    """MySQL or MariaDB, under either scheme."""
+    return _name(target) in MYSQL_FAMILY
+
+
+def is_postgresql(target: URL | Dialect) -> bool:
+    return _name(target) == "postgresql"
+
+
+def is_mariadb(dialect: Dialect) -> bool:
+    """A MariaDB server (known once connected, or from a `mariadb://` URL offline)."""
+    return is_mysql(dialect) and bool(getattr(dialect, "is_mariadb", False))
+
+
+def server_version(dialect: Dialect) -> tuple[int, ...]:
+    return tuple(v for v in (dialect.server_version_info or ()) if isinstance(v, int))
+
+
+def supports_instant_add_drop(dialect: Dialect, *, offline: bool = False) -> bool:
+    """Can ADD/DROP COLUMN run with ALGORITHM=INSTANT (a metadata change, no table copy)?
+
+    MariaDB has it from 10.4 (drop included), MySQL from 8.0.29. Offline (`--sql`) there is no
+    server to ask, and the script is written for the supported servers.
+    """
+    if not is_mysql(dialect):
+        return False
+    if offline:
+        return True
+    floor = (10, 4) if is_mariadb(dialect) else (8, 0, 29)
+    return server_version(dialect) >= floor
+
+
+def instant_clause(dialect: Dialect, *, offline: bool = False) -> str:
+    """`, ALGORITHM=INSTANT` to append to an ALTER TABLE where the server supports it."""
+    return ", ALGORITHM=INSTANT" if supports_instant_add_drop(dialect, offline=offline) else ""
+
+
+def supports_alter_algorithm_floor(dialect: Dialect) -> bool:
+    """MariaDB >= 10.3.7 has the `alter_algorithm` session variable (Oracle MySQL has none)."""
+    return is_mariadb(dialect) and server_version(dialect) >= (10, 3, 7)

@@ -1,0 +1,81 @@
+"""Domain errors: what went wrong, which HTTP status it is, and how OpenAPI shows it.
+
+Raised below the HTTP layer (crud, hashing, dependencies); `app.error_handlers` turns each into
+the one JSON shape `{"detail": ...}`, and `responses_for` documents the routes that raise them.
+"""
+
+from http import HTTPStatus
+from typing import ClassVar
+
+RETRY_AFTER_S = 1
+
+
+class DomainError(Exception):
+    """An error the client caused or can act on; `status_code` picks the HTTP answer."""
+
+    status_code: ClassVar[int] = HTTPStatus.BAD_REQUEST
+    # What the OpenAPI page says this answer means, and the client's message when fixed.
+    description: ClassVar[str] = "Bad request"
+    message: ClassVar[str] = "bad request"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.message
+        super().__init__(self.detail)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+    @classmethod
+    def example(cls) -> "DomainError":
+        """An instance as a client would see it, for the OpenAPI examples."""
+        return cls()
+
+
+class Unavailable(DomainError):
+    """A 503: a dependency (the database, the hashers, time) failed us; worth a retry."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    description = "Temporarily unavailable: see Retry-After"
+    message = "temporarily unavailable, retry later"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(RETRY_AFTER_S)}
+
+
+class UserNotFound(DomainError):
+    status_code = HTTPStatus.NOT_FOUND
+    description = "No such user"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} not found")
+
+    @classmethod
+    def example(cls) -> "UserNotFound":
+        return cls(7)
+
+
+class UsernameTaken(DomainError):
+    status_code = HTTPStatus.CONFLICT
+    description = "Username already taken"
+    message = "username already taken"
+
+
+class HashingBusy(Unavailable):
+    """Every password hasher is busy and the wait for one ran out: a burst, worth a retry."""
+
+    description = "Every password hasher is busy: see Retry-After"
+    message = "too many registrations at once, retry later"
+
+
+class DatabaseUnavailable(Unavailable):
+    """Connection loss, lock timeouts, deadlocks, an exhausted pool: the database's fault."""
+
+    description = "Database unavailable: see Retry-After"
+    message = "database unavailable, retry later"
+
+
+class RequestTimedOut(Unavailable):
+    description = "The request took longer than the deadline: see Retry-After"
+    message = "request took too long, retry later"

@@ -1,0 +1,7 @@
+"""Entry point of `python -m app.migrate`."""
+
+import sys
+
+from app.migrate.cli import main
+
+sys.exit(main())

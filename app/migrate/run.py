@@ -1,0 +1,64 @@
+"""One migration run made safe: the migration lock, bounded DDL lock waits and the journal."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from app.backend import is_sqlite
+from app.config import Settings
+from app.migrate.ddl_guard import guard_ddl
+from app.migrate.journal import Journal, warn_if_edited
+from app.migrate.lock import migration_lock
+
+
+class RunRecorder(Protocol):
+    """What env.py hands Alembic for a run: `configure` options, and the context to follow."""
+
+    def options(self) -> dict[str, Any]: ...
+
+    def follow(self, migration_context: MigrationContext) -> None: ...
+
+
+class _Unrecorded:
+    """For commands that change no revision (current, check, revision): nothing to record."""
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def follow(self, migration_context: MigrationContext) -> None:
+        return None
+
+
+@contextmanager
+def guarded_run(
+    connection: Connection, settings: Settings, script: ScriptDirectory, *, changes_revision: bool
+) -> Iterator[RunRecorder]:
+    """Wrap Alembic's `run_migrations` on `connection`; configure it with what is yielded.
+
+    A run that changes the revision (upgrade, downgrade, stamp) holds the migration lock, runs
+    its DDL with bounded lock waits and journals every step. A connection handed in with a
+    transaction of its caller's open is left in that transaction; otherwise every step gets its
+    own (on SQLite, the lock's one exclusive transaction).
+    """
+    if not changes_revision:
+        yield _Unrecorded()
+        return
+    owned = not connection.in_transaction()
+    lock = migration_lock(
+        connection,
+        timeout_s=settings.migration_lock_timeout_s,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    with lock, guard_ddl(connection, settings) as guard:
+        journal = Journal(connection, owns_transaction=owned)
+        if guard is not None:
+            guard.applied.clear()  # creating the journal is not part of any migration
+        warn_if_edited(connection, script)
+        if owned and not is_sqlite(connection.dialect):
+            connection.commit()  # so Alembic runs each step in a transaction of its own
+        with journal.recording_failure():
+            yield journal

@@ -1,0 +1,51 @@
+"""What the lifespan builds and owns for the life of the app: engines, pools, the hashers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import create_engine, create_read_pool, create_sessionmaker, database_url
+from app.db_pool import ReadPool
+from app.hashing import HashingPool
+
+
+@dataclass
+class AppState:
+    """The app's runtime objects; routes reach them through `app.deps`, never directly."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    # MySQL/MariaDB: the autocommit pool for read-only routes; None elsewhere.
+    read_pool: ReadPool | None
+    hasher: HashingPool
+
+    @classmethod
+    def build(cls, settings: Settings) -> "AppState":
+        url = database_url(settings.database_url)
+        engine = create_engine(settings, url)
+        return cls(
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            read_pool=create_read_pool(settings, url),
+            hasher=HashingPool.from_settings(settings),
+        )
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for a read-only route: Core, no Session, no COMMIT.
+
+        On MySQL/MariaDB it comes from the autocommit read pool: a primary-key read is one
+        round trip. On SQLite closing it ends the implicit transaction with one ROLLBACK.
+        """
+        source = self.read_pool or self.engine
+        async with source.connect() as connection:
+            yield connection
+
+    async def close(self) -> None:
+        self.hasher.close()
+        if self.read_pool is not None:
+            await self.read_pool.dispose()
+        await self.engine.dispose()

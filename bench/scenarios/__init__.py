@@ -1,0 +1,1 @@
+"""The benchmark's scenarios, one module per group; bench/run.py runs them in order."""

@@ -1,0 +1,136 @@
+"""Scenario `mysql`: reads, creates, a create burst and a read/write mix on MariaDB, both sides."""
+# ruff: noqa: S603  (a harness runs local processes)
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from bench import harness, report
+from bench.common import (
+    CONCURRENCY,
+    CREATE_CONNS,
+    OUR_POOL,
+    ROUNDS,
+    ROWS,
+    SECONDS,
+    Results,
+    baseline_url,
+    compare,
+    our_url,
+    warm,
+)
+from bench.harness import ROOT, Server, log, wrk
+from bench.scenarios.profile import profile_reads
+
+
+def scenario_mysql(results: Results) -> None:
+    ours = harness.uvicorn_server("ours-mariadb", 18101, our_url("bench_ours"), **OUR_POOL).start()
+    base_url = baseline_url("bench_baseline")
+    base = harness.gunicorn_server("baseline-mariadb", 18102, base_url).start()
+    sides = {"ours": ours, "baseline": base}
+    try:
+        warm(ours, base)
+        log("GET /show/{id} on MariaDB")
+        for conns in CONCURRENCY:
+            compare(results, f"read_mariadb_c{conns}", sides, "show.lua", conns, str(ROWS))
+        profile_reads(results, ours)
+        log("raw aiomysql ceiling (same SELECT, no HTTP)")
+        raw_ceiling(results, ours)
+        log("creates with hashing (POST /user/add)")
+        # Creates take seconds each once hashes queue: a 10 s timeout, so none is cut short.
+        compare(results, f"create_mariadb_c{CREATE_CONNS}", sides, "create.lua", CREATE_CONNS,
+                "c{round}", timeout_s=10, seconds=2 * SECONDS)  # fmt: skip
+        log("reads during a create burst (and ours with argon2 threads at nice 10)")
+        nice = nice_hashing_server()
+        try:
+            create_burst(results, {**sides, "ours_nice_hashing": nice} if nice else sides)
+        finally:
+            if nice:
+                nice.stop()
+        log("90/10 read/write mix")
+        compare(results, "mix_mariadb_c64", sides, "mix.lua", 64, str(ROWS), "m{round}",
+                timeout_s=10, seconds=2 * SECONDS)  # fmt: skip
+        asyncmy_variant(results, ours)
+    finally:
+        ours.stop()
+        base.stop()
+
+
+def raw_ceiling(results: Results, ours: Server) -> None:
+    """Per round: the raw driver alone, then the API at the same concurrency, back to back."""
+    raw: list[dict[str, Any]] = []
+    api: list[dict[str, Any]] = []
+    for _ in range(ROUNDS):
+        with harness.CpuMeter(set(harness.SERVER_GROUPS)) as meter:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.raw_driver", "--rows", str(ROWS),
+                 "--concurrency", "64", "--seconds", str(SECONDS)],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        raw.append({**json.loads(out), "foreign_cpu": meter.foreign_share})
+        api.append(wrk(ours.url, "show.lua", 64, SECONDS, str(ROWS)))
+    results["raw_aiomysql_c64"] = {"conns": 64, "rounds": {"api": api, "raw": raw}}
+    log("  " + report.line("raw_aiomysql_c64", results["raw_aiomysql_c64"]))
+
+
+def nice_hashing_server() -> Server | None:
+    """The service with HASH_THREAD_NICE=10: its argon2 threads yield the CPU to the loop."""
+    url = our_url("bench_ours")
+    server = harness.uvicorn_server(
+        "ours-nice-hashing", 18110, url, **OUR_POOL, HASH_THREAD_NICE="10"
+    )
+    try:
+        return server.start()
+    except RuntimeError as exc:
+        log(f"  skipped: {exc}")
+        return None
+
+
+def create_burst(results: Results, sides: dict[str, Server]) -> None:
+    """Per round: reads alone at c=16, then the same reads beside a create burst."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    window = 2 * SECONDS  # creates finish seconds apart: a short window sees a handful
+    for r in range(min(ROUNDS, 3)):
+        for name, server in sides.items():
+            idle = wrk(server.url, "show.lua", 16, window, str(ROWS))
+            burst: dict[str, Any] = {}
+            writer = threading.Thread(
+                target=lambda s=server, p=f"b{r}{name[0]}", out=burst: out.update(
+                    creates=wrk(s.url, "create.lua", CREATE_CONNS, window, p, timeout_s=10)
+                )
+            )
+            writer.start()
+            reads = wrk(server.url, "show.lua", 16, window, str(ROWS))
+            writer.join()
+            side = out.setdefault(name, {"idle": [], "burst": [], "creates": []})
+            side["idle"].append(idle)
+            side["burst"].append(reads)
+            side["creates"].append(burst["creates"])
+    results["create_burst_c16"] = {"conns": 16, "sides": out}
+    for name, side in out.items():
+        ratio = statistics.median(
+            b["p99_us"] / i["p99_us"] for b, i in zip(side["burst"], side["idle"], strict=True)
+        )
+        log(f"  {name}: read p99 during creates / idle read p99 = {ratio:.2f}")
+
+
+def asyncmy_variant(results: Results, ours: Server) -> None:
+    log("aiomysql vs asyncmy (ours, c=64)")
+    url = our_url("bench_ours", driver="asyncmy")
+    other = harness.uvicorn_server("ours-asyncmy", 18107, url, **OUR_POOL)
+    try:
+        other.start()
+    except RuntimeError as exc:
+        results["driver_c64"] = {"error": str(exc)}
+        log(f"  asyncmy did not start: {exc}")
+        return
+    try:
+        warm(other)
+        compare(
+            results, "driver_c64", {"aiomysql": ours, "asyncmy": other}, "show.lua", 64, str(ROWS)
+        )
+    finally:
+        other.stop()

@@ -1,0 +1,94 @@
+"""Every alembic command the tutorial used with `flask db`, run as a subprocess on both backends."""
+
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db import database_url
+from tests.support.alembic import copy_project, run_alembic
+
+
+async def columns(url: str) -> set[str] | None:
+    """The columns of user_list, or None if the table does not exist."""
+    engine = create_async_engine(database_url(url))
+    try:
+        async with engine.connect() as connection:
+
+            def read(sync_connection):  # type: ignore[no-untyped-def]
+                inspector = inspect(sync_connection)
+                if not inspector.has_table("user_list"):
+                    return None
+                return {c["name"] for c in inspector.get_columns("user_list")}
+
+            found: set[str] | None = await connection.run_sync(read)
+            return found
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
+    url = empty_database_url
+    run_alembic(url, "upgrade", "head")
+    assert "0002 (head)" in run_alembic(url, "current").stdout
+    assert await columns(url) == {"id", "username", "password_hash", "email"}
+
+    run_alembic(url, "downgrade", "-1")
+    assert await columns(url) == {"id", "username", "password_hash"}
+    assert run_alembic(url, "current").stdout.strip().startswith("0001")
+
+    run_alembic(url, "downgrade", "base")
+    assert await columns(url) is None
+
+    run_alembic(url, "upgrade", "head")
+    run_alembic(url, "downgrade", "0001")
+    assert await columns(url) == {"id", "username", "password_hash"}
+    run_alembic(url, "upgrade", "head")
+    assert "0002 (head)" in run_alembic(url, "current").stdout
+
+
+async def test_check_finds_no_drift_at_head(database_url_at_head: str) -> None:
+    result = run_alembic(database_url_at_head, "check")
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+async def test_check_fails_when_behind(database_url_at_head: str) -> None:
+    run_alembic(database_url_at_head, "downgrade", "-1")
+    result = run_alembic(database_url_at_head, "check", check=False)
+    assert result.returncode != 0
+
+
+async def test_history_show_and_single_head(empty_database_url: str) -> None:
+    url = empty_database_url
+    history = run_alembic(url, "history").stdout
+    assert "<base> -> 0001, create user_list" in history
+    assert "0001 -> 0002 (head), add email" in history
+    assert "Revision ID: 0002" in run_alembic(url, "show", "0002").stdout
+    assert run_alembic(url, "heads").stdout.split() == ["0002", "(head)"]
+
+
+async def test_offline_sql_renders_both_migrations(backend: str, empty_database_url: str) -> None:
+    sql = run_alembic(empty_database_url, "upgrade", "head", "--sql").stdout
+    assert "CREATE TABLE user_list" in sql
+    assert "ADD COLUMN email VARCHAR(12)" in sql
+    assert ("ALGORITHM=INSTANT" in sql) == (backend != "sqlite")
+    assert await columns(empty_database_url) is None  # --sql only prints
+
+
+async def test_autogenerate_detects_a_model_change(
+    database_url_at_head: str, tmp_path: Path
+) -> None:
+    """In a copy of the project: add a column to the model, autogenerate, get revision 0003."""
+    copy_project(tmp_path)
+    models = tmp_path / "app" / "models.py"
+    models.write_text(
+        models.read_text() + "\n    nickname: Mapped[str | None] = mapped_column(String(20))\n"
+    )
+    run_alembic(
+        database_url_at_head, "revision", "--autogenerate", "-m", "add nickname", cwd=tmp_path
+    )
+    created = tmp_path / "alembic" / "versions" / "0003_add_nickname.py"
+    script = created.read_text()
+    assert "down_revision: str | Sequence[str] | None = '0002'" in script
+    assert "op.add_column('nickname'" in script or "sa.Column('nickname'" in script
+    assert "drop_table" not in script and "drop_column" in script
