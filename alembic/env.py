@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.backend import honour_mysql_options_on_mariadb
 from app.config import get_settings
 from app.db import create_engine
 from app.migrate.environment import (
@@ -21,6 +22,7 @@ from app.migrate.environment import (
 from app.migrate.run import guarded_run
 
 config = context.config
+honour_mysql_options_on_mariadb()
 if config.config_file_name and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 

@@ -5,6 +5,9 @@ SQLAlchemy names a MySQL-family dialect "mysql" or "mariadb" depending on the UR
 both, and tells MariaDB from MySQL by the server, not by the scheme.
 """
 
+from typing import Any
+
+from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, Dialect
 
 MYSQL_FAMILY = frozenset({"mysql", "mariadb"})
@@ -58,3 +61,21 @@ def instant_clause(dialect: Dialect, *, offline: bool = False) -> str:
 def supports_alter_algorithm_floor(dialect: Dialect) -> bool:
     """MariaDB >= 10.3.7 has the `alter_algorithm` session variable (Oracle MySQL has none)."""
     return is_mariadb(dialect) and server_version(dialect) >= (10, 3, 7)
+
+
+def mirror_mysql_table_options(table: Table, _connection: Any, **_kw: Any) -> None:
+    """`before_create` hook: a table's mysql_* options count for the mariadb dialect too.
+
+    Under a `mariadb://` URL SQLAlchemy reads only mariadb_* options ("MariaDB-only mode"), so
+    a revision written with mysql_charset/mysql_collate would create its table with the
+    database's default collation there, and usernames would compare case-insensitively.
+    """
+    for key, value in list(table.dialect_kwargs.items()):
+        if key.startswith("mysql_"):
+            table.dialect_kwargs.setdefault(f"mariadb_{key.removeprefix('mysql_')}", value)
+
+
+def honour_mysql_options_on_mariadb() -> None:
+    """Install `mirror_mysql_table_options` for every table created (idempotent)."""
+    if not event.contains(Table, "before_create", mirror_mysql_table_options):
+        event.listen(Table, "before_create", mirror_mysql_table_options)

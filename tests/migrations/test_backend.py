@@ -15,7 +15,7 @@ from app import backend as backends_module
 from app.config import Settings
 from app.db import create_engine
 from app.migrate.config import PROJECT_ROOT
-from tests.support.alembic import config_for
+from tests.support.alembic import config_for, with_database
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,20 @@ def test_env_imports_do_not_load_fastapi() -> None:
         check=True,
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def username_collation(connection: Connection) -> str:
+    query = (
+        "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = 'user_list' AND COLUMN_NAME = 'username'"
+    )
+    return str(connection.exec_driver_sql(query).scalar_one())
+
+
+async def test_usernames_compare_byte_wise_under_either_scheme(
+    backend: str, database_url_at_head: str
+) -> None:
+    # The test databases default to utf8mb4_unicode_ci: only the table's own options give bin.
+    if backend == "sqlite":
+        pytest.skip("SQLite compares with BINARY unless told otherwise")
+    assert await with_database(database_url_at_head, username_collation) == "utf8mb4_bin"
