@@ -76,7 +76,7 @@ def _check_path(
             )
         for change in op.type_changes:
             old = change.old or schema.get((op.table or "", change.column))
-            if old is None:
+            if old is None and not op.online_algorithm:
                 found.append(
                     (
                         op.line,
@@ -85,7 +85,7 @@ def _check_path(
                         "linter cannot tell (pass existing_type=)",
                     )
                 )
-            elif reason := coltypes.copy_reason(old, change.new):
+            elif old is not None and (reason := coltypes.copy_reason(old, change.new)):
                 found.append((op.line, "table-copy", f"{op.table}.{change.column}: {reason}"))
         if op.ddl:
             ddl.append(op.line)
@@ -194,9 +194,9 @@ def revision_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def lint_paths(paths: Iterable[str | Path]) -> list[Finding]:
-    """Lint revision files and folders (their *.py), in revision order."""
-    schema: Schema = {}
+def lint_paths(paths: Iterable[str | Path], schema: Schema | None = None) -> list[Finding]:
+    """Lint revision files and folders (their *.py), in revision order; `schema` is updated."""
+    schema = {} if schema is None else schema
     findings: list[Finding] = []
     for file in _in_revision_order(revision_files(paths)):
         findings.extend(lint_source(file.read_text(encoding="utf-8"), str(file), schema))

@@ -37,6 +37,8 @@ class Op:
     accepts_loss: bool = False  # refuse_data_loss(): the step is knowingly lossy, and guarded
     adds_index: bool = False
     index_online: bool = True
+    # ALGORITHM=INSTANT/INPLACE/NOCOPY stated: the server refuses the ALTER rather than copy.
+    online_algorithm: bool = False
     added_columns: dict[str, ColumnType | None] = field(default_factory=dict)
     type_changes: list[TypeChange] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)

@@ -150,6 +150,9 @@ def _write(table: str | None, sql: str, line: int) -> Op:
 def _alter(table: str | None, rest: str, sql: str, line: int) -> Op:
     op = Op(line, table, ddl=True)
     algorithm = ALGORITHM.search(sql)
+    op.online_algorithm = bool(
+        algorithm and algorithm[1].upper() in ("INSTANT", "INPLACE", "NOCOPY")
+    )
     if algorithm and algorithm[1].upper() == "COPY":
         op.problems.append(Problem("table-copy", "ALGORITHM=COPY asks for a copy", ONLY_MYSQL))
     dropped: list[str] = []
