@@ -337,7 +337,7 @@ def test_an_opt_out_with_a_reason_silences_its_rule_on_its_statement() -> None:
     assert (
         lint("""
         def downgrade():
-            op.drop_column("user_list", "k")  # lint: allow drop-without-archive because k is derived
+            op.drop_column("users", "k")  # lint: allow drop-without-archive because k is derived
     """)
         == []
     )
