@@ -26,16 +26,16 @@ def _functions(tree: ast.Module) -> list[ast.FunctionDef]:
 
 def _check_path(
     path: list[Op], dialect: str, function: str, schema: Schema
-) -> list[tuple[int, str, str]]:
-    """(line, rule, detail) for each rule one path through `function` breaks on `dialect`."""
-    found: list[tuple[int, str, str]] = []
+) -> list[tuple[Op, str, str]]:
+    """(statement, rule, detail) for each rule one path through `function` breaks on `dialect`."""
+    found: list[tuple[Op, str, str]] = []
     created: set[str | None] = set()
     archived_tables: set[str | None] = set()
     archived_columns: dict[str | None, set[str]] = defaultdict(set)
     accepts_loss = False
     ddl: list[int] = []
     for op in path:
-        found.extend((op.line, p.code, p.detail) for p in op.problems if dialect in p.dialects)
+        found.extend((op, p.code, p.detail) for p in op.problems if dialect in p.dialects)
         accepts_loss = accepts_loss or op.accepts_loss
         if op.archives_table:
             archived_tables.add(op.table)
@@ -49,7 +49,7 @@ def _check_path(
             ):
                 found.append(
                     (
-                        op.line,
+                        op,
                         "drop-without-archive",
                         f"drops {op.table}.{column} without archive_columns() first",
                     )
@@ -59,7 +59,7 @@ def _check_path(
         ):
             found.append(
                 (
-                    op.line,
+                    op,
                     "drop-without-archive",
                     f"drops every row of {op.table} without archive_table() first",
                 )
@@ -69,7 +69,7 @@ def _check_path(
         if op.adds_index and not op.index_online and op.table not in created:
             found.append(
                 (
-                    op.line,
+                    op,
                     "index-not-online",
                     f"index on {op.table or 'a table'} without ALGORITHM=INPLACE, LOCK=NONE",
                 )
@@ -79,23 +79,23 @@ def _check_path(
             if old is None and not op.online_algorithm:
                 found.append(
                     (
-                        op.line,
+                        op,
                         "table-copy",
                         f"changes the type of {change.column} to {change.new} from a type the "
                         "linter cannot tell (pass existing_type=)",
                     )
                 )
             elif old is not None and (reason := coltypes.copy_reason(old, change.new)):
-                found.append((op.line, "table-copy", f"{op.table}.{change.column}: {reason}"))
+                found.append((op, "table-copy", f"{op.table}.{change.column}: {reason}"))
         if op.ddl:
             ddl.append(op.line)
             if len(ddl) > 1:
                 found.append(
                     (
-                        op.line,
+                        op,
                         "multiple-ddl",
-                        f"DDL statement {len(ddl)} of {function}() (the first is on line "
-                        f"{ddl[0]}); each commits on its own",
+                        f"another DDL statement in {function}() after line {ddl[0]}; each "
+                        "commits on its own",
                     )
                 )
     return found
@@ -123,7 +123,8 @@ def lint_source(
     except SyntaxError as exc:
         return [Finding(path, exc.lineno or 1, "syntax-error", str(exc.msg))]
     opt_outs, findings = read_opt_outs(source, tree, path)
-    raw: dict[tuple[int, str, str], set[str]] = defaultdict(set)
+    # (line, rule, detail, call sites) -> the dialects it was found on
+    raw: dict[tuple[int, str, str, tuple[int, ...]], set[str]] = defaultdict(set)
     after_upgrade: Schema = dict(schema)
     for dialect in DIALECTS:
         reader = Reader(tree, dialect)
@@ -131,12 +132,13 @@ def lint_source(
             paths = reader.paths(function)
             start = after_upgrade if function.name.startswith("downgrade") else schema
             for one_path in paths:
-                for line, code, detail in _check_path(one_path, dialect, function.name, start):
-                    raw[(line, code, detail)].add(dialect)
+                for op, code, detail in _check_path(one_path, dialect, function.name, start):
+                    raw[(op.line, code, detail, op.call_sites)].add(dialect)
             if dialect == MYSQL and function.name == "upgrade":
                 _apply(after_upgrade, paths)
-    for (line, code, detail), dialects in sorted(raw.items()):
-        finding = Finding(path, line, code, detail, frozenset(dialects))
+    for (line, code, detail, sites), dialects in sorted(raw.items()):
+        via = f" (called from line {', '.join(map(str, sites))})" if sites else ""
+        finding = Finding(path, line, code, detail + via, frozenset(dialects), sites)
         covering = [o for o in opt_outs if o.covers(finding)]
         for opt_out in covering:
             opt_out.used.add(code)

@@ -42,3 +42,5 @@ class Op:
     added_columns: dict[str, ColumnType | None] = field(default_factory=dict)
     type_changes: list[TypeChange] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Where the revision function called the helper this statement is in (outermost first).
+    call_sites: tuple[int, ...] = ()

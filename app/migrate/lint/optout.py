@@ -27,7 +27,8 @@ class OptOut:
     used: set[str] = field(default_factory=set)
 
     def covers(self, finding: Finding) -> bool:
-        return finding.code in self.codes and self.first <= finding.line <= self.last
+        lines = (finding.line, *finding.call_sites)
+        return finding.code in self.codes and any(self.first <= n <= self.last for n in lines)
 
 
 def read_opt_outs(source: str, tree: ast.Module, path: str) -> tuple[list[OptOut], list[Finding]]:

@@ -157,6 +157,8 @@ class Reader:
             helper = call.func.id if isinstance(call.func, ast.Name) else None
             if helper in self.functions and helper not in stack:
                 inner = self._block(self.functions[helper].body, batch, (*stack, helper))
+                for op in {id(op): op for path in inner for op in path}.values():
+                    op.call_sites = (call.lineno, *op.call_sites)
                 paths = [p + i for p in paths for i in inner][:MAX_PATHS]
                 continue
             for op in self._call(call, batch):

@@ -107,6 +107,9 @@ class Finding:
     code: str
     detail: str
     dialects: frozenset[str] = BOTH
+    # Lines of the revision function that called the helper the finding is in: an opt-out
+    # there covers it too.
+    call_sites: tuple[int, ...] = ()
 
     def format(self) -> str:
         rule = RULES[self.code]

@@ -1,0 +1,42 @@
+"""Canonical usernames: the key look-alike names share, and names with nothing visible in them.
+
+The key is Unicode's NFKC_Casefold (compatibility forms such as fullwidth letters and the Kelvin
+sign folded, case folded, default-ignorable characters such as U+3164 HANGUL FILLER removed)
+followed by the confusable skeleton of Unicode UTS #39 (`admin` spelt with a Cyrillic U+0430
+becomes `adrnin`, as `admin` does). Both come from ICU (PyICU): its SpoofChecker implements the
+skeleton as UTS #39 defines it; the pure-Python confusable packages offer no skeleton().
+"""
+
+import unicodedata
+
+import icu
+
+from app.models import USERNAME_KEY_MAX
+
+# Both are immutable once built and safe to share between threads.
+_FOLD = icu.Normalizer2.getNFKCCasefoldInstance()
+_SPOOF = icu.SpoofChecker()
+
+# Characters that render as blank space yet are letters or symbols, so no category check or
+# normalisation removes them (the Hangul fillers are default-ignorable: the fold drops them too).
+BLANK_LOOKING = frozenset("\u2800\u3164\uffa0\u115f\u1160")
+# Marks (M*), separators (Z*), controls, format, private-use and unassigned characters (C*).
+INVISIBLE_CATEGORIES = ("M", "Z", "C")
+
+
+def username_key(username: str) -> str:
+    """The canonical key under which usernames must be unique (derived, never shown)."""
+    skeleton: str = _SPOOF.getSkeleton(0, _FOLD.normalize(username))
+    # MySQL's PAD SPACE collations ignore trailing spaces and SQLite does not: strip them so
+    # uniqueness agrees on both backends.
+    key = skeleton.strip()
+    assert len(key) <= USERNAME_KEY_MAX, "NFKC's expansion bound (18 per character) was broken"
+    return key
+
+
+def has_visible_character(username: str) -> bool:
+    """False for names made only of fillers, marks, spaces or invisible characters."""
+    return any(
+        unicodedata.category(ch)[0] not in INVISIBLE_CATEGORIES and ch not in BLANK_LOOKING
+        for ch in _FOLD.normalize(username)
+    )
