@@ -93,9 +93,7 @@ def downgrade() -> None:
         )
     else:
         op.drop_index(INDEX, table_name="user_list")
-        # The batch copy rebuilds the table from reflection, which forgets AUTOINCREMENT.
-        with op.batch_alter_table(
-            "user_list", table_kwargs={"sqlite_autoincrement": True}
-        ) as batch_op:
-            # lint: allow drop-without-archive because the key is derived: upgrade recomputes it
-            batch_op.drop_column(COLUMN)
+        # SQLite's own DROP COLUMN (3.35+) rewrites the rows in place and keeps the table's
+        # definition as it was before the ADD COLUMN; no batch copy of the table.
+        # lint: allow drop-without-archive because the key is derived: upgrade recomputes it
+        op.execute(f"ALTER TABLE user_list DROP COLUMN {COLUMN}")
