@@ -17,6 +17,8 @@ from app.models import USERNAME_KEY_MAX
 _FOLD = icu.Normalizer2.getNFKCCasefoldInstance()
 _SPOOF = icu.SpoofChecker()
 
+# Rounds of fold and skeleton until the key stops changing: every code point needs at most 3.
+MAX_ROUNDS = 8
 # Characters that render as blank space yet are letters or symbols, so no category check or
 # normalisation removes them (the Hangul fillers are default-ignorable: the fold drops them too).
 BLANK_LOOKING = frozenset("\u2800\u3164\uffa0\u115f\u1160")
@@ -25,11 +27,23 @@ INVISIBLE_CATEGORIES = ("M", "Z", "C")
 
 
 def username_key(username: str) -> str:
-    """The canonical key under which usernames must be unique (derived, never shown)."""
-    skeleton: str = _SPOOF.getSkeleton(0, _FOLD.normalize(username))
+    """The canonical key under which usernames must be unique (derived, never shown).
+
+    The skeleton's prototypes are not case-folded (`0` becomes `O`), so the fold is applied
+    again after it, until nothing changes (at most three rounds for any character): the key
+    is its own key, and `b0b`, `BOB` and `bob` share one.
+    """
+    key: str = _FOLD.normalize(username)
+    for _ in range(MAX_ROUNDS):
+        again: str = _FOLD.normalize(_SPOOF.getSkeleton(0, key))
+        if again == key:
+            break
+        key = again
+    else:
+        raise AssertionError(f"no fixed point after {MAX_ROUNDS} rounds")
     # MySQL's PAD SPACE collations ignore trailing spaces and SQLite does not: strip them so
     # uniqueness agrees on both backends.
-    key = skeleton.strip()
+    key = key.strip()
     assert len(key) <= USERNAME_KEY_MAX, "NFKC's expansion bound (18 per character) was broken"
     return key
 

@@ -10,6 +10,7 @@ from app.migrate.config import script_directory
 from app.migrate.journal import edited_migrations, format_rows, read_journal
 from app.migrate.lint.command import add_lint_command
 from app.migrate.oneoff import run_on_database
+from app.migrate.username_keys import add_backfill_keys_command
 
 
 def _journal(args: argparse.Namespace) -> int:
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     archive.add_argument("--yes", action="store_true", help="confirm: purged data is gone")
     archive.set_defaults(run=_archive)
     add_lint_command(commands)
+    add_backfill_keys_command(commands)
     return root
 
 

@@ -4,13 +4,18 @@ Existing users that collide under the key are reported by id, never deleted or r
 keeps a name is a person's decision (docs/migrations.md says what an operator does next).
 """
 
+import argparse
+import asyncio
+import sys
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.migrate.backfill import Backfill, run_backfill
+from app.migrate.oneoff import run_on_database
 from app.usernames import username_key
 
 TABLE = "user_list"
@@ -89,7 +94,7 @@ def _refuse_batch(connection: Connection, values: Mapping[object, str]) -> None:
         text(f"SELECT id, username, {COLUMN} FROM {TABLE} WHERE {COLUMN} IN ({placeholders})"),  # noqa: S608
         {f"k{i}": k for i, k in enumerate(keys)},
     ).all()
-    usernames = dict(
+    usernames: dict[object, str] = dict(
         connection.execute(
             text(f"SELECT id, username FROM {TABLE} WHERE id IN ({', '.join(map(str, values))})")  # noqa: S608
         ).all()
@@ -120,3 +125,29 @@ def _message(groups: list[list[tuple[int, str]]]) -> str:
         "SQL) or delete the impostors (DELETE /users/ID), then run "
         "`alembic upgrade head` again: it resumes where it stopped (docs/migrations.md)."
     )
+
+
+def _backfill_keys(_args: argparse.Namespace) -> int:
+    settings = get_settings()
+
+    def work(connection: Connection) -> int:
+        if not has_key_column(connection):
+            raise SystemExit("user_list has no username_key yet: run `alembic upgrade head`")
+        return key_usernames(connection, settings, commit=connection.commit)
+
+    try:
+        filled = asyncio.run(run_on_database(work))
+    except UsernameCollisions as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"{filled} user(s) given a username key" if filled else "every user has a key")
+    return 0
+
+
+def add_backfill_keys_command(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Register `backfill-keys`: key the users a previous release (or `--sql`) left without."""
+    command = commands.add_parser(
+        "backfill-keys",
+        help="give users without a username_key theirs (after --sql, or after a rolling deploy)",
+    )
+    command.set_defaults(run=_backfill_keys)
