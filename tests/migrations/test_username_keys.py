@@ -82,8 +82,13 @@ def test_backfill_resumes_after_a_kill(migration_url: str, backend: str) -> None
     names = [f"u{n:03d}" for n in range(120)]
     at_0002_with(url, names)
 
-    slow = {"migration_backfill_batch_size": "4", "migration_backfill_pause_s": "0.1"}
-    process = start_alembic(url, "upgrade", "head", **slow)
+    process = start_alembic(
+        url,
+        "upgrade",
+        "head",
+        migration_backfill_batch_size="4",
+        migration_backfill_pause_s="0.1",
+    )
     try:
         deadline = time.monotonic() + 120
         if backend == "sqlite":  # nothing is visible from outside before the commit
