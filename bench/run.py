@@ -3,8 +3,8 @@
 Both sides run at once on fresh databases filled the same way; each figure comes from wrk runs
 in alternating rounds (ours first in even rounds, the baseline first in odd ones) so that drift
 on this shared machine hits both sides alike. Knobs: BENCH_ROUNDS (5), BENCH_SECONDS (3),
-BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows). Results go to bench/out/results.json and
-docs/benchmarks.md (+ docs/benchmarks.png).
+BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows). Results go to
+bench/out/results.json and docs/benchmarks.md (+ docs/benchmarks.png).
 
 BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, latency,
 sqlite, migration and backfill (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a
