@@ -89,13 +89,8 @@ def run_backfill(
         if not batch:
             break
         values = {row[0]: job.compute(*row[1:]) for row in batch}
-        statement = (
-            update(rows)
-            .where(key.in_(list(values)), pending)
-            .values({job.target: case(values, value=key)})
-        )
         try:
-            connection.execute(statement)
+            _write_batch(connection, job, values)
         except IntegrityError:
             if on_conflict is None:
                 raise
@@ -116,6 +111,34 @@ def run_backfill(
     if done:
         report(_progress(name, done, total, time.monotonic() - started) + ": done")
     return done
+
+
+def _write_batch(connection: Connection, job: Backfill, values: Mapping[object, str]) -> None:
+    """One UPDATE: `SET target = CASE key WHEN .. THEN .. END WHERE key IN (..) AND target IS NULL`.
+
+    Written as driver SQL: compiling the same statement with SQLAlchemy costs more than running
+    it (some 50 ms for 1,000 rows), and the statement is simple enough to spell out.
+    """
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(connection.dialect.paramstyle)
+    if mark is None:  # another driver: let SQLAlchemy render it
+        rows = table(job.table_name, column(job.key), column(job.target))
+        key, target = rows.c[job.key], rows.c[job.target]
+        connection.execute(
+            update(rows)
+            .where(key.in_(list(values)), target.is_(None))
+            .values({job.target: case(dict(values), value=key)})
+        )
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    table_name, key_name, target_name = quote(job.table_name), quote(job.key), quote(job.target)
+    whens = " ".join([f"WHEN {mark} THEN {mark}"] * len(values))
+    members = ", ".join([mark] * len(values))
+    statement = (
+        f"UPDATE {table_name} SET {target_name} = CASE {key_name} {whens} END "  # noqa: S608
+        f"WHERE {key_name} IN ({members}) AND {target_name} IS NULL"
+    )
+    parameters = (*(x for pair in values.items() for x in pair), *values)
+    connection.exec_driver_sql(statement, parameters)
 
 
 def _progress(name: str, done: int, total: int, elapsed_s: float) -> str:
