@@ -410,3 +410,22 @@ def test_the_command_exits_1_and_names_file_line_rule_and_the_safe_way(tmp_path:
 
     clean = run_module("sqlite://", "app.migrate", "lint")
     assert clean.returncode == 0 and "no findings" in clean.stdout
+
+
+def test_statements_after_a_return_are_not_on_that_path() -> None:
+    assert (
+        lint("""
+        def upgrade():
+            if op.get_context().as_sql:
+                op.execute("ALTER TABLE user_list ADD COLUMN a INT NULL")
+                return
+            op.execute("ALTER TABLE user_list ADD COLUMN b INT NULL")
+    """)
+        == []
+    )
+    assert "multiple-ddl" in codes("""
+        def upgrade():
+            if op.get_context().as_sql:
+                op.execute("ALTER TABLE user_list ADD COLUMN a INT NULL")
+            op.execute("ALTER TABLE user_list ADD COLUMN b INT NULL")
+    """)

@@ -16,6 +16,8 @@ MAX_PATHS = 64  # revision functions are short; this only bounds a pathological 
 MYSQL_NAMES = {"mysql", "mariadb"}
 ARCHIVE_CALLS = {"archive_columns", "archive_table", "refuse_data_loss"}
 Path = list[Op]
+# Ends a path that returned (or raised): the statements after it are not on that path.
+RETURNED = Op(0)
 
 
 def _name(node: ast.AST) -> str | None:
@@ -57,7 +59,13 @@ class Reader:
         paths: list[Path] = [[]]
         for statement in body:
             branches = self._statement(statement, batch, stack)
-            paths = [p + b for p in paths for b in branches][:MAX_PATHS]
+            extended: list[Path] = []
+            for path in paths:
+                if path and path[-1] is RETURNED:
+                    extended.append(path)
+                else:
+                    extended.extend(path + branch for branch in branches)
+            paths = extended[:MAX_PATHS]
         return paths
 
     def _statement(
@@ -102,6 +110,8 @@ class Reader:
             return self._block([*node.body, *node.orelse, *node.finalbody], batch, stack)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             return [[]]
+        if isinstance(node, ast.Return | ast.Raise):
+            return [[*path, RETURNED] for path in self._expression(node, batch, stack)]
         return self._expression(node, batch, stack)
 
     def _truth(self, test: ast.expr) -> bool | None:
@@ -156,7 +166,10 @@ class Reader:
         for call in calls:
             helper = call.func.id if isinstance(call.func, ast.Name) else None
             if helper in self.functions and helper not in stack:
-                inner = self._block(self.functions[helper].body, batch, (*stack, helper))
+                inner = [
+                    [op for op in path if op is not RETURNED]  # the helper's return, not ours
+                    for path in self._block(self.functions[helper].body, batch, (*stack, helper))
+                ]
                 for op in {id(op): op for path in inner for op in path}.values():
                     op.call_sites = (call.lineno, *op.call_sites)
                 paths = [p + i for p in paths for i in inner][:MAX_PATHS]
