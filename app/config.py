@@ -3,6 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
     migration_allow_table_copy: bool = False
     # Migrations that cannot be reversed without losing data refuse unless this is set.
     migration_allow_data_loss: bool = False
+    # Data migrations (app/migrate/backfill.py) write at most this many rows per statement and
+    # commit each batch on MySQL/MariaDB, pausing this long between batches to yield to the app.
+    # 500: the UPDATE's CASE costs more per row as batches grow (bench/: backfill).
+    migration_backfill_batch_size: int = Field(default=500, ge=1, le=5_000)
+    migration_backfill_pause_s: float = Field(default=0.0, ge=0.0)
     # Bounds on waiting for the database, so a dead database gives a quick 503, never a hang.
     db_connect_timeout_s: float = 2.0
     db_pool_timeout_s: float = 2.0

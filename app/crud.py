@@ -8,16 +8,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.exceptions import UsernameTaken, UserNotFound
 from app.models import User
+from app.usernames import username_key
 
 
 async def create_user(
     session: AsyncSession, *, username: str, password_hash: str, email: str | None
 ) -> User:
-    user = User(username=username, password_hash=password_hash, email=email)
+    user = User(
+        username=username,
+        username_key=username_key(username),
+        password_hash=password_hash,
+        email=email,
+    )
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError as exc:  # the only constraint a valid body can break: unique username
+    except IntegrityError as exc:  # the only constraints a valid body can break: unique names
         raise UsernameTaken() from exc
     return user
 
@@ -52,13 +58,18 @@ async def list_users(session: AsyncSession, *, after_id: int, limit: int) -> lis
 
 
 async def update_user(session: AsyncSession, *, user_id: int, values: dict[str, Any]) -> User:
+    if "username" in values:  # the key follows the name, whoever changes it
+        values = {**values, "username_key": username_key(values["username"])}
     if values:
         # Write first, read after: on SQLite a transaction that reads before it writes can fail
         # to upgrade its lock under concurrency instead of waiting for it.
-        result = await session.execute(
-            update(User).where(User.id == user_id).values(**values),
-            execution_options={"synchronize_session": False},
-        )
+        try:
+            result = await session.execute(
+                update(User).where(User.id == user_id).values(**values),
+                execution_options={"synchronize_session": False},
+            )
+        except IntegrityError as exc:  # a new username whose key another user holds
+            raise UsernameTaken() from exc
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise UserNotFound(user_id)
         session.expire_all()

@@ -7,6 +7,11 @@ from sqlalchemy import Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 USERNAME_MAX = 10
+# The canonical key (app.usernames): NFKC can turn one character into 18 (U+FDFA ARABIC
+# LIGATURE SALLALLAHOU ALAYHE WASALLAM), the most any character expands under the key's
+# folding and skeleton, so ten characters need at most 180.
+NFKC_MAX_EXPANSION = 18
+USERNAME_KEY_MAX = USERNAME_MAX * NFKC_MAX_EXPANSION
 EMAIL_MAX = 12
 PASSWORD_HASH_MAX = 255
 
@@ -34,5 +39,10 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
+    # Unique among users: look-alike names share a key (app.usernames). Nullable because rows
+    # written by a release that predates it get theirs from the backfill (revision 0005).
+    username_key: Mapped[str | None] = mapped_column(
+        String(USERNAME_KEY_MAX), index=True, unique=True
+    )
     password_hash: Mapped[str] = mapped_column(String(PASSWORD_HASH_MAX))
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))

@@ -7,6 +7,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from app.models import EMAIL_MAX, USERNAME_MAX
 from app.passwords import is_common_password
+from app.usernames import has_visible_character
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -31,6 +32,9 @@ def _clean_username(value: str) -> str:
     # refusing surrounding whitespace makes uniqueness agree on both backends.
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
+    # A name of Hangul fillers, braille blanks or combining marks alone looks empty on screen.
+    if not has_visible_character(value):
+        raise ValueError("must contain a visible character, not only fillers, marks or spaces")
     return value
 
 

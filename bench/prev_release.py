@@ -4,6 +4,9 @@ A schema change is run while the release that does not depend on it serves: `upg
 before deploying the code that reads `email`, `downgrade` from 0002 after rolling that code back.
 So the readers during both migrations are this app: the service's own `AppState` (engine, pools,
 read path), with the 0001 query. Run as `uvicorn bench.prev_release:app`.
+
+It also registers users the way a release before revision 0005 does, without a username key:
+the `backfill` scenario's trickle of creates while 0005 keys every user.
 """
 
 from collections.abc import AsyncIterator
@@ -12,7 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from pydantic import BaseModel
+from sqlalchemy import insert, select
 
 from app.config import get_settings
 from app.models import User
@@ -37,6 +41,22 @@ def get_state(request: Request) -> AppState:
 
 
 app = FastAPI(lifespan=lifespan)
+
+
+class NewUser(BaseModel):
+    username: str
+    password: str
+
+
+@app.post("/user/add", status_code=201)
+async def add_user(body: NewUser, state: Annotated[AppState, Depends(get_state)]) -> JSONResponse:
+    password_hash = await state.hasher.hash(body.password)
+    async with state.engine.begin() as connection:
+        statement = insert(User.__table__).values(  # type: ignore[arg-type]
+            username=body.username, password_hash=password_hash
+        )
+        result = await connection.execute(statement)
+    return JSONResponse({"id": result.inserted_primary_key[0]}, status_code=201)
 
 
 @app.get("/show/{user_id}")

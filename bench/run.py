@@ -3,13 +3,13 @@
 Both sides run at once on fresh databases filled the same way; each figure comes from wrk runs
 in alternating rounds (ours first in even rounds, the baseline first in odd ones) so that drift
 on this shared machine hits both sides alike. Knobs: BENCH_ROUNDS (5), BENCH_SECONDS (3),
-BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000). Results go to bench/out/results.json and
-docs/benchmarks.md (+ docs/benchmarks.png).
+BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows). Results go to
+bench/out/results.json and docs/benchmarks.md (+ docs/benchmarks.png).
 
 BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, latency,
-sqlite and migration (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a partial run
-prints its figures as it goes and writes bench/out/results-partial.json; docs/benchmarks.md,
-which needs every scenario, is left as it is.
+sqlite, migration and backfill (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a
+partial run prints its figures as it goes and writes bench/out/results-partial.json;
+docs/benchmarks.md, which needs every scenario, is left as it is.
 """
 # ruff: noqa: S607, RUF001  (runs wrk from PATH; the CPU line has a multiplication sign)
 
@@ -25,13 +25,15 @@ from pathlib import Path
 from bench import harness, report
 from bench.common import ROUNDS, ROWS, SECONDS, Results, password_hash, prepare_mysql
 from bench.harness import ROOT, log
+from bench.scenarios.backfill import scenario_backfill
 from bench.scenarios.hashing import scenario_hashing
 from bench.scenarios.latency import scenario_latency
 from bench.scenarios.migration import scenario_migration
 from bench.scenarios.mysql import scenario_mysql
 from bench.scenarios.sqlite import scenario_sqlite
 
-SCENARIOS = ("hashing", "mysql", "latency", "sqlite", "migration")  # in the order they run
+# In the order they run.
+SCENARIOS = ("hashing", "mysql", "latency", "sqlite", "migration", "backfill")
 
 
 def only_scenarios() -> tuple[str, ...] | None:
@@ -97,6 +99,8 @@ def main() -> None:
         scenario_sqlite(results, secret)
     if "migration" in chosen:
         scenario_migration(results, secret)
+    if "backfill" in chosen:
+        scenario_backfill(results, secret)
     if mariadb:
         harness.drop_mysql_database("bench_ours")
         harness.drop_mysql_database("bench_baseline")

@@ -1,4 +1,4 @@
-"""`python -m app.migrate`: read the journal, list or purge the archives downgrades kept."""
+"""`python -m app.migrate`: read the journal, list or purge the archives downgrades kept, lint."""
 
 import argparse
 import asyncio
@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from app.migrate.archive import list_archives, purge_archives
 from app.migrate.config import script_directory
 from app.migrate.journal import edited_migrations, format_rows, read_journal
+from app.migrate.lint.command import add_lint_command
 from app.migrate.oneoff import run_on_database
+from app.migrate.username_keys import add_backfill_keys_command
 
 
 def _journal(args: argparse.Namespace) -> int:
@@ -52,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     archive.add_argument("--revision", help="only the archives made by this revision")
     archive.add_argument("--yes", action="store_true", help="confirm: purged data is gone")
     archive.set_defaults(run=_archive)
+    add_lint_command(commands)
+    add_backfill_keys_command(commands)
     return root
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.db import create_engine
 from app.exceptions import UsernameTaken, UserNotFound
+from tests.support.alembic import HEAD
 
 PASSWORD = "s3cret-passw0rd"
 
@@ -105,10 +106,13 @@ async def test_duplicate_username_is_409(client: AsyncClient) -> None:
     assert response.json() == {"detail": "username already taken"}
 
 
-async def test_usernames_are_case_sensitive(client: AsyncClient) -> None:
+async def test_usernames_differing_only_in_case_are_409_and_keep_their_case(
+    client: AsyncClient,
+) -> None:
     upper = await create(client, "Erin")
-    lower = await create(client, "erin")
-    assert upper["id"] != lower["id"]
+    assert upper["username"] == "Erin"  # shown as registered; compared case-folded
+    response = await client.post("/users", json={"username": "erin", "password": PASSWORD})
+    assert response.status_code == 409
 
 
 @pytest.mark.parametrize(
@@ -289,8 +293,8 @@ async def test_health_reports_revision(client: AsyncClient) -> None:
     assert response.json() == {
         "status": "ok",
         "database": "reachable",
-        "revision": "0002",
-        "code_revision": "0002",
+        "revision": HEAD,
+        "code_revision": HEAD,
         "schema_matches_code": True,
     }
 

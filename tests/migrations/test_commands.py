@@ -6,7 +6,9 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import database_url
-from tests.support.alembic import copy_project, run_alembic
+from tests.support.alembic import HEAD, copy_project, run_alembic
+
+AT_HEAD = {"id", "username", "password_hash", "email", "username_key"}
 
 
 async def columns(url: str) -> set[str] | None:
@@ -30,10 +32,14 @@ async def columns(url: str) -> set[str] | None:
 async def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
     url = empty_database_url
     run_alembic(url, "upgrade", "head")
-    assert "0002 (head)" in run_alembic(url, "current").stdout
-    assert await columns(url) == {"id", "username", "password_hash", "email"}
+    assert f"{HEAD} (head)" in run_alembic(url, "current").stdout
+    assert await columns(url) == AT_HEAD
 
     run_alembic(url, "downgrade", "-1")
+    assert await columns(url) == {"id", "username", "password_hash", "email"}
+    assert run_alembic(url, "current").stdout.strip().startswith("0002")
+
+    run_alembic(url, "downgrade", "0001")
     assert await columns(url) == {"id", "username", "password_hash"}
     assert run_alembic(url, "current").stdout.strip().startswith("0001")
 
@@ -44,7 +50,7 @@ async def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
     run_alembic(url, "downgrade", "0001")
     assert await columns(url) == {"id", "username", "password_hash"}
     run_alembic(url, "upgrade", "head")
-    assert "0002 (head)" in run_alembic(url, "current").stdout
+    assert f"{HEAD} (head)" in run_alembic(url, "current").stdout
 
 
 async def test_check_finds_no_drift_at_head(database_url_at_head: str) -> None:
@@ -62,9 +68,10 @@ async def test_history_show_and_single_head(empty_database_url: str) -> None:
     url = empty_database_url
     history = run_alembic(url, "history").stdout
     assert "<base> -> 0001, create user_list" in history
-    assert "0001 -> 0002 (head), add email" in history
+    assert "0001 -> 0002, add email" in history
+    assert f"-> {HEAD} (head), add username_key" in history
     assert "Revision ID: 0002" in run_alembic(url, "show", "0002").stdout
-    assert run_alembic(url, "heads").stdout.split() == ["0002", "(head)"]
+    assert run_alembic(url, "heads").stdout.split() == [HEAD, "(head)"]
 
 
 async def test_offline_sql_renders_both_migrations(backend: str, empty_database_url: str) -> None:
@@ -78,7 +85,7 @@ async def test_offline_sql_renders_both_migrations(backend: str, empty_database_
 async def test_autogenerate_detects_a_model_change(
     database_url_at_head: str, tmp_path: Path
 ) -> None:
-    """In a copy of the project: add a column to the model, autogenerate, get revision 0003."""
+    """In a copy of the project: add a column to the model, autogenerate, get the next id."""
     copy_project(tmp_path)
     models = tmp_path / "app" / "models.py"
     models.write_text(
@@ -87,8 +94,8 @@ async def test_autogenerate_detects_a_model_change(
     run_alembic(
         database_url_at_head, "revision", "--autogenerate", "-m", "add nickname", cwd=tmp_path
     )
-    created = tmp_path / "alembic" / "versions" / "0003_add_nickname.py"
+    created = tmp_path / "alembic" / "versions" / f"{int(HEAD) + 1:04d}_add_nickname.py"
     script = created.read_text()
-    assert "down_revision: str | Sequence[str] | None = '0002'" in script
+    assert f"down_revision: str | Sequence[str] | None = '{HEAD}'" in script
     assert "op.add_column('nickname'" in script or "sa.Column('nickname'" in script
     assert "drop_table" not in script and "drop_column" in script

@@ -11,7 +11,7 @@ from app.config import Settings
 from app.db import create_engine
 from app.migrate.ddl_guard import TableCopyRefused, guard_ddl
 from tests.support import alembic
-from tests.support.alembic import on_database, start_alembic
+from tests.support.alembic import HEAD, on_database, start_alembic
 
 HOLD_S = 12.0
 READ_EVERY_S = 0.1
@@ -73,8 +73,8 @@ async def test_upgrade_behind_a_12s_transaction_never_stalls_reads(
     assert max(waits) < MAX_READ_WAIT_S, f"a read waited {max(waits):.2f} s"
     assert len(waits) > HOLD_S / (READ_EVERY_S + MAX_READ_WAIT_S)
     assert await asyncio.to_thread(on_database, url, state) == (
-        "0002",
-        {"id", "username", "password_hash", "email"},
+        HEAD,
+        {"id", "username", "password_hash", "email", "username_key"},
     )
 
 

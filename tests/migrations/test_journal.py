@@ -11,7 +11,15 @@ from sqlalchemy import Connection, text
 from app.migrate.config import PROJECT_ROOT
 from app.migrate.journal import app_version
 from tests.support import alembic
-from tests.support.alembic import copy_project, downgrade, run_module, upgrade, with_database
+from tests.support.alembic import (
+    HEAD,
+    copy_project,
+    downgrade,
+    revisions,
+    run_module,
+    upgrade,
+    with_database,
+)
 
 VERSIONS = PROJECT_ROOT / "alembic" / "versions"
 
@@ -33,12 +41,11 @@ async def test_every_step_is_journaled_with_its_file_checksum(empty_database_url
 
     rows = await with_database(url, journal)
     assert [(r["revision"], r["direction"], bool(r["success"])) for r in rows] == [
-        ("0001", "upgrade", True),
-        ("0002", "upgrade", True),
-        ("0002", "downgrade", True),
-        ("0002", "upgrade", True),
+        *((revision, "upgrade", True) for revision in revisions()),
+        (HEAD, "downgrade", True),
+        (HEAD, "upgrade", True),
     ]
-    files = {"0001": VERSIONS / "0001_create_user_list.py", "0002": VERSIONS / "0002_add_email.py"}
+    files = {r: next(VERSIONS.glob(f"{r}_*.py")) for r in revisions()}
     for row in rows:
         assert row["checksum"] == checksum(files[str(row["revision"])])
         assert row["host"] == socket.gethostname()

@@ -15,11 +15,19 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
 from app.config import Settings
-from app.migrate.config import PROJECT_ROOT, alembic_config
+from app.migrate.config import PROJECT_ROOT, alembic_config, script_directory
 from app.migrate.oneoff import run_on_database
 from tests.support import backends
 
 T = TypeVar("T")
+
+
+def revisions() -> list[str]:
+    """The project's revisions from base to head."""
+    return [r.revision for r in reversed(list(script_directory().walk_revisions()))]
+
+
+HEAD = revisions()[-1]
 
 
 def config_for(url: str, project: Path = PROJECT_ROOT) -> Config:

@@ -1,12 +1,19 @@
 """Read a test database as the migration tests compare it: schema, rows, sample data."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
 from app.backend import is_mysql, is_sqlite
 from app.migrate.config import is_bookkeeping_table
+from app.usernames import username_key
+
+# Columns derived from others of the same row: a sample row holds what the app would write, as
+# the migration that adds such a column recomputes it (an arbitrary value would not come back).
+DERIVED: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
+    ("user_list", "username_key"): lambda row: username_key(row["username"]),
+}
 
 
 def schema_snapshot(connection: Connection) -> dict[str, Any]:
@@ -79,6 +86,9 @@ def insert_sample_rows(connection: Connection, tag: str) -> None:
             if column["name"] in generated:  # integer primary keys number themselves
                 continue
             values[column["name"]] = sample_value(column["type"], tag)
+        for (derived_table, name), derive in DERIVED.items():
+            if derived_table == table and name in values:
+                values[name] = derive(values)
         names = ", ".join(values)
         marks = ", ".join(f":{n}" for n in values)
         connection.execute(

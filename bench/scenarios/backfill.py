@@ -1,0 +1,145 @@
+"""Scenario `backfill`: revision 0005 keys 1M usernames while the previous release serves.
+
+The previous release (bench/prev_release.py) answers c=16 reads and a trickle of registrations
+(which it writes without a key) while `alembic upgrade head` takes 0002 to 0005: a column added
+INSTANT, every user keyed in batches, the unique index built online, then the users created
+meanwhile keyed too. Reads run as back-to-back wrk runs for as long as the migration takes.
+"""
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from bench import harness
+from bench.common import MIGRATION_ROWS, OUR_POOL, PASSWORD, SECONDS, Results, our_url, warm
+from bench.harness import BIN, ROOT, Server, log
+
+PORT = 18109
+CREATE_EVERY_S = 0.5  # a trickle: two registrations a second, each an argon2 hash
+PROGRESS = re.compile(r"backfill user_list\.username_key: .*: done")
+
+
+def _creates(url: str, stop: threading.Event, tag: str) -> dict[str, Any]:
+    """POST /user/add every CREATE_EVERY_S until `stop`; status counts and latencies."""
+    outcome: dict[str, Any] = {"requests": 0, "errors": 0, "max_us": 0, "statuses": {}}
+    n = 0
+    while not stop.is_set():
+        n += 1
+        body = json.dumps({"username": f"{tag}{n}", "password": PASSWORD}).encode()
+        request = urllib.request.Request(  # noqa: S310 (a local server we started)
+            url + "/user/add", data=body, headers={"content-type": "application/json"}
+        )
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                status = answer.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, TimeoutError):
+            status = 0
+        elapsed_us = int((time.perf_counter() - started) * 1e6)
+        outcome["requests"] += 1
+        outcome["errors"] += status != 201
+        outcome["max_us"] = max(outcome["max_us"], elapsed_us)
+        outcome["statuses"][str(status)] = outcome["statuses"].get(str(status), 0) + 1
+        stop.wait(CREATE_EVERY_S)
+    return outcome
+
+
+def _reads_until(url: str, done: threading.Event, rows: int) -> dict[str, Any]:
+    """Back-to-back wrk runs (c=16 GET /show) until `done`; their sum, and the worst latency."""
+    runs = []
+    while not done.is_set():
+        runs.append(harness.wrk(url, "show.lua", 16, max(SECONDS, 3), str(rows)))
+    return {
+        "runs": len(runs),
+        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "max_us": max((r["max_us"] for r in runs), default=0),
+        "p99_us": max((r["p99_us"] for r in runs), default=0),
+    }
+
+
+def _upgrade(url: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(  # noqa: S603 (the project's own alembic)
+        [str(BIN / "alembic"), "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return time.perf_counter() - started, result.stderr
+
+
+def scenario_backfill(results: Results, secret: str) -> None:
+    db = "bench_backfill"
+    url = our_url(db)
+    log(f"backfill: {MIGRATION_ROWS} users in {db}, 0002 -> 0005 under c=16 reads + creates")
+    harness.recreate_mysql_database(db)
+    harness.alembic(url, "upgrade", "0002")
+    started = time.perf_counter()
+    harness.fill_mysql(db, MIGRATION_ROWS, "password_hash", secret, email=False)
+    log(f"  filled in {time.perf_counter() - started:.1f} s")
+    argv = [
+        str(BIN / "uvicorn"), "bench.prev_release:app", "--host", "127.0.0.1",
+        "--port", str(PORT), "--workers", "2", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    server = Server("prev-release-backfill", argv, PORT, {"DATABASE_URL": url, **OUR_POOL})
+    server.start()
+    timings: dict[str, Any] = {}
+    migrated, stop_creates = threading.Event(), threading.Event()
+
+    def migrate() -> None:
+        try:
+            time.sleep(2)  # the load first, then the migration under it
+            timings["upgrade_s"], stderr = _upgrade(url)
+            done_lines = [line for line in stderr.splitlines() if PROGRESS.search(line)]
+            timings["progress"] = done_lines
+        finally:
+            migrated.set()
+
+    creates: dict[str, Any] = {}
+    try:
+        warm(server)
+        control = harness.wrk(server.url, "show.lua", 16, max(SECONDS, 3), str(MIGRATION_ROWS))
+        creator = threading.Thread(
+            target=lambda: creates.update(_creates(server.url, stop_creates, "bf"))
+        )
+        creator.start()
+        migrator = threading.Thread(target=migrate)
+        migrator.start()
+        load = _reads_until(server.url, migrated, MIGRATION_ROWS)
+        migrator.join()
+        stop_creates.set()
+        creator.join()
+        with harness.mysql_connect(db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM user_list WHERE username_key IS NULL")
+            keyless = int(cur.fetchone()[0])
+    finally:
+        stop_creates.set()
+        server.stop()
+        harness.drop_mysql_database(db)
+    if "upgrade_s" not in timings:
+        raise RuntimeError("alembic upgrade head failed in the backfill scenario")
+    results["backfill"] = {
+        "rows": MIGRATION_ROWS,
+        "load": load,
+        "creates": creates,
+        "control": control,
+        "keyless_after": keyless,
+        **timings,
+    }
+    log(f"  0002 -> 0005 {timings['upgrade_s']:.1f} s; reads {load['requests']} "
+        f"({load['errors']} failed, max {load['max_us'] / 1000:.0f} ms); creates "
+        f"{creates['requests']} ({creates['errors']} failed, max {creates['max_us'] / 1000:.0f} "
+        f"ms); {keyless} users created after the last pass without a key")  # fmt: skip
+    for line in timings["progress"]:
+        log(f"  {line}")
