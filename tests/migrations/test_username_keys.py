@@ -136,12 +136,6 @@ LOOK_ALIKES = [
 def test_look_alike_users_stop_the_migration_before_the_index_listed_by_id(
     migration_url: str, backend: str
 ) -> None:
-    if backend == "mariadb-scheme":
-        pytest.skip(
-            "under mariadb+aiomysql:// revision 0001 ignores mysql_collate, so user_list.username "
-            "gets the database's utf8mb4_unicode_ci, whose unique index refuses these look-alikes "
-            "already (a known bug of 0001, reported apart)"
-        )
     url = migration_url
     at_0002_with(url, LOOK_ALIKES)
     before = on_database(url, users)
