@@ -17,6 +17,7 @@ from tests.support.alembic import (
 
 EMAILS = ["a@b.cd", "法外狂徒@张小三.cn", "😀@x.io", "MiXeD@Ca.IO", "sp@ace.io ", None]
 ARCHIVE_0002 = "migration_archive_0002_user_list"
+ARCHIVE_0004 = "migration_archive_0004_user_list"
 
 
 def add_users(connection: Connection) -> None:
@@ -60,12 +61,33 @@ async def test_downgrade_then_upgrade_brings_every_email_back_byte_identical(
     before = await with_database(url, add_and_list_users)
     assert [row[3] for row in before] == EMAILS
 
-    run_alembic(url, "downgrade", "-1")
+    run_alembic(url, "downgrade", "0001")  # through 0004 and 0003 to 0002's downgrade
     assert ARCHIVE_0002 in await with_database(url, tables)
     run_alembic(url, "upgrade", "head")
 
     assert await with_database(url, users) == before
     assert ARCHIVE_0002 not in await with_database(url, tables), "a restored archive is dropped"
+
+
+async def test_downgrade_then_upgrade_keeps_the_admins(database_url_at_head: str) -> None:
+    url = database_url_at_head
+
+    def add_admin_and_list_roles(connection: Connection) -> list[tuple[object, ...]]:
+        add_users(connection)
+        connection.execute(text("UPDATE user_list SET role = 'admin' WHERE username = 'user2'"))
+        return roles(connection)
+
+    def roles(connection: Connection) -> list[tuple[object, ...]]:
+        query = "SELECT id, username, role FROM user_list ORDER BY id"
+        return [tuple(r) for r in connection.execute(text(query))]
+
+    before = await with_database(url, add_admin_and_list_roles)
+    assert [r[2] for r in before] == ["user", "admin", "user", "user", "user", "user"]
+    run_alembic(url, "downgrade", "-1")
+    assert ARCHIVE_0004 in await with_database(url, tables)
+    run_alembic(url, "upgrade", "head")
+    assert await with_database(url, roles) == before
+    assert ARCHIVE_0004 not in await with_database(url, tables)
 
 
 async def test_restore_never_gives_an_archived_email_to_a_newer_user(
@@ -94,7 +116,7 @@ async def test_restore_never_gives_an_archived_email_to_a_newer_user(
         return connection.execute(text(query)).scalar()
 
     await with_database(url, add_old_user)
-    await alembic.downgrade(url, "-1")
+    await alembic.downgrade(url, "0001")
     await with_database(url, replace_old_user)
     await alembic.upgrade(url, "head")
     assert await with_database(url, newcomer_email) is None
@@ -115,7 +137,7 @@ async def test_downgrade_to_base_keeps_the_users_for_the_next_upgrade(
 async def test_archives_are_purged_only_when_confirmed(database_url_at_head: str) -> None:
     url = database_url_at_head
     await with_database(url, add_users)
-    await alembic.downgrade(url, "-1")
+    await alembic.downgrade(url, "0001")
 
     listed = run_module(url, "app.migrate", "archive", "list")
     assert f"{ARCHIVE_0002}  {len(EMAILS)} rows" in listed.stdout
@@ -131,16 +153,16 @@ async def test_archives_are_purged_only_when_confirmed(database_url_at_head: str
 
 IRREVERSIBLE = '''"""merge usernames: cannot be undone without loss
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 from alembic import op
 
 from app.migrate.archive import refuse_data_loss
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -156,9 +178,9 @@ def downgrade() -> None:
 
 @pytest.fixture
 def project_with_irreversible_step(tmp_path: Path) -> Path:
-    """A copy of the project with a 0003 whose downgrade would lose data."""
+    """A copy of the project with a 0005 whose downgrade would lose data."""
     copy_project(tmp_path)
-    (tmp_path / "alembic" / "versions" / "0003_merge_usernames.py").write_text(IRREVERSIBLE)
+    (tmp_path / "alembic" / "versions" / "0005_merge_usernames.py").write_text(IRREVERSIBLE)
     return tmp_path
 
 
@@ -170,12 +192,12 @@ async def test_irreversible_downgrade_refuses_loudly_unless_allowed(
 
     refused = run_alembic(url, "downgrade", "-1", cwd=root, check=False)
     assert refused.returncode != 0
-    assert "migration 0003 cannot be reversed without losing data" in refused.stderr
+    assert "migration 0005 cannot be reversed without losing data" in refused.stderr
     assert "MIGRATION_ALLOW_DATA_LOSS=1" in refused.stderr
-    assert await with_database(url, version) == "0003"
+    assert await with_database(url, version) == "0005"
     failed = await with_database(url, last_journal_entry)
-    assert failed[:3] == ("0003", "downgrade", False) and "IrreversibleMigration" in failed[3]
+    assert failed[:3] == ("0005", "downgrade", False) and "IrreversibleMigration" in failed[3]
 
     allowed = start_alembic(url, "downgrade", "-1", cwd=root, migration_allow_data_loss="1")
     assert allowed.wait(timeout=120) == 0, allowed.communicate()[1]
-    assert await with_database(url, version) == "0002"
+    assert await with_database(url, version) == "0004"

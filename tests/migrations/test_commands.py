@@ -30,10 +30,14 @@ async def columns(url: str) -> set[str] | None:
 async def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
     url = empty_database_url
     run_alembic(url, "upgrade", "head")
-    assert "0002 (head)" in run_alembic(url, "current").stdout
-    assert await columns(url) == {"id", "username", "password_hash", "email"}
+    assert "0004 (head)" in run_alembic(url, "current").stdout
+    assert await columns(url) == {"id", "username", "password_hash", "email", "role"}
 
     run_alembic(url, "downgrade", "-1")
+    assert await columns(url) == {"id", "username", "password_hash", "email"}
+    assert run_alembic(url, "current").stdout.strip().startswith("0003")
+
+    run_alembic(url, "downgrade", "0001")
     assert await columns(url) == {"id", "username", "password_hash"}
     assert run_alembic(url, "current").stdout.strip().startswith("0001")
 
@@ -44,7 +48,7 @@ async def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
     run_alembic(url, "downgrade", "0001")
     assert await columns(url) == {"id", "username", "password_hash"}
     run_alembic(url, "upgrade", "head")
-    assert "0002 (head)" in run_alembic(url, "current").stdout
+    assert "0004 (head)" in run_alembic(url, "current").stdout
 
 
 async def test_check_finds_no_drift_at_head(database_url_at_head: str) -> None:
@@ -62,15 +66,19 @@ async def test_history_show_and_single_head(empty_database_url: str) -> None:
     url = empty_database_url
     history = run_alembic(url, "history").stdout
     assert "<base> -> 0001, create user_list" in history
-    assert "0001 -> 0002 (head), add email" in history
+    assert "0001 -> 0002, add email" in history
+    assert "0002 -> 0003, add user_session" in history
+    assert "0003 -> 0004 (head), add role" in history
     assert "Revision ID: 0002" in run_alembic(url, "show", "0002").stdout
-    assert run_alembic(url, "heads").stdout.split() == ["0002", "(head)"]
+    assert run_alembic(url, "heads").stdout.split() == ["0004", "(head)"]
 
 
-async def test_offline_sql_renders_both_migrations(backend: str, empty_database_url: str) -> None:
+async def test_offline_sql_renders_every_migration(backend: str, empty_database_url: str) -> None:
     sql = run_alembic(empty_database_url, "upgrade", "head", "--sql").stdout
     assert "CREATE TABLE user_list" in sql
     assert "ADD COLUMN email VARCHAR(12)" in sql
+    assert "CREATE TABLE user_session" in sql and "CREATE TABLE login_throttle" in sql
+    assert "ADD COLUMN role VARCHAR(16)" in sql
     assert ("ALGORITHM=INSTANT" in sql) == (backend != "sqlite")
     assert await columns(empty_database_url) is None  # --sql only prints
 
@@ -78,17 +86,19 @@ async def test_offline_sql_renders_both_migrations(backend: str, empty_database_
 async def test_autogenerate_detects_a_model_change(
     database_url_at_head: str, tmp_path: Path
 ) -> None:
-    """In a copy of the project: add a column to the model, autogenerate, get revision 0003."""
+    """In a copy of the project: add a column to User, autogenerate, get revision 0005."""
     copy_project(tmp_path)
     models = tmp_path / "app" / "models.py"
-    models.write_text(
-        models.read_text() + "\n    nickname: Mapped[str | None] = mapped_column(String(20))\n"
-    )
+    email = "    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))\n"
+    nickname = "    nickname: Mapped[str | None] = mapped_column(String(20))\n"
+    assert email in models.read_text()
+    models.write_text(models.read_text().replace(email, email + nickname))
     run_alembic(
         database_url_at_head, "revision", "--autogenerate", "-m", "add nickname", cwd=tmp_path
     )
-    created = tmp_path / "alembic" / "versions" / "0003_add_nickname.py"
+    created = tmp_path / "alembic" / "versions" / "0005_add_nickname.py"
     script = created.read_text()
-    assert "down_revision: str | Sequence[str] | None = '0002'" in script
+    assert "down_revision: str | Sequence[str] | None = '0004'" in script
     assert "op.add_column('nickname'" in script or "sa.Column('nickname'" in script
+    assert "batch_alter_table('user_list'" in script or "add_column('user_list'" in script
     assert "drop_table" not in script and "drop_column" in script

@@ -73,8 +73,8 @@ async def test_upgrade_behind_a_12s_transaction_never_stalls_reads(
     assert max(waits) < MAX_READ_WAIT_S, f"a read waited {max(waits):.2f} s"
     assert len(waits) > HOLD_S / (READ_EVERY_S + MAX_READ_WAIT_S)
     assert await asyncio.to_thread(on_database, url, state) == (
-        "0002",
-        {"id", "username", "password_hash", "email"},
+        "0004",
+        {"id", "username", "password_hash", "email", "role"},
     )
 
 
