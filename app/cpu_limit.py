@@ -13,7 +13,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
 
-def available_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
+def available_cpus(cgroup_root: Path | None = None, proc_cgroup: Path | None = None) -> int:
     """The CPUs this process may run on, capped by its cgroup's CPU quota (rounded up)."""
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -26,7 +26,7 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGR
 
 
 def cgroup_cpu_quota(
-    cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP
+    cgroup_root: Path | None = None, proc_cgroup: Path | None = None
 ) -> float | None:
     """CPUs' worth of time the process's cgroup may use per period, or None if unlimited.
 
@@ -34,8 +34,9 @@ def cgroup_cpu_quota(
     ancestor, the tightest winning. cgroup v1: `cpu.cfs_quota_us` / `cpu.cfs_period_us` of the
     cpu controller's group (-1: unlimited).
     """
+    cgroup_root = cgroup_root or CGROUP_ROOT
     try:
-        lines = proc_cgroup.read_text().splitlines()
+        lines = (proc_cgroup or PROC_CGROUP).read_text().splitlines()
     except OSError:
         return None
     quotas: list[float] = []

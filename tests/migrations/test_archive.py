@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text
 
+from app.config import Settings
 from tests.support import alembic
 from tests.support.alembic import (
     copy_project,
@@ -14,6 +15,8 @@ from tests.support.alembic import (
     upgrade,
     with_database,
 )
+from tests.support.auth import log_in, register
+from tests.support.serving import serve
 
 EMAILS = ["a@b.cd", "法外狂徒@张小三.cn", "😀@x.io", "MiXeD@Ca.IO", "sp@ace.io ", None]
 ARCHIVE_0002 = "migration_archive_0002_user_list"
@@ -201,3 +204,21 @@ async def test_irreversible_downgrade_refuses_loudly_unless_allowed(
     allowed = start_alembic(url, "downgrade", "-1", cwd=root, migration_allow_data_loss="1")
     assert allowed.wait(timeout=120) == 0, allowed.communicate()[1]
     assert await with_database(url, version) == "0004"
+
+
+async def test_a_downgrade_below_0003_revokes_every_session_and_says_so(
+    database_url_at_head: str,
+) -> None:
+    """Deliberate and stated (0003's docstring, docs/migrations.md): sessions are not archived."""
+    settings = Settings(database_url=database_url_at_head)
+    async with serve(settings) as client:
+        account = await register(client, "stayer")
+    downgraded = run_alembic(database_url_at_head, "downgrade", "0002")
+    assert "dropping user_session revokes every session" in downgraded.stderr
+    assert not {"user_session", "login_throttle"} & await with_database(
+        database_url_at_head, tables
+    )
+    run_alembic(database_url_at_head, "upgrade", "head")
+    async with serve(settings) as client:
+        assert (await client.get("/users/me", headers=account.headers)).status_code == 401
+        await log_in(client, "stayer")  # the account itself is untouched
