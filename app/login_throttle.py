@@ -12,6 +12,7 @@ Redis when `REDIS_URL` is set.
 """
 
 import hashlib
+import logging
 import math
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -31,6 +33,16 @@ from app.models import LoginThrottle
 
 # The database store clears windows that ended at most this often per process.
 PURGE_EVERY_S = 60
+# How often an attempt that lost a deadlock is run again (MySQL/MariaDB).
+DEADLOCK_RETRIES = 3
+ER_LOCK_DEADLOCK = 1213
+
+logger = logging.getLogger(__name__)
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
+    return len(args) > 0 and args[0] == ER_LOCK_DEADLOCK
 
 
 def throttle_key(username: str) -> str:
@@ -91,26 +103,50 @@ class DatabaseThrottle:
 
     async def attempt(self, key: str) -> int | None:
         now = self.clock()
-        async with self.engine.begin() as connection:
-            await connection.execute(self._upsert(key, now))
-            # Same transaction: the row is ours until the commit, so this reads our count.
-            row = (
-                await connection.execute(
-                    select(LoginThrottle.attempts, LoginThrottle.window_ends_at).where(
-                        LoginThrottle.key_hash == key
-                    )
-                )
-            ).one()
-            if self._purged_at is None or now - self._purged_at >= timedelta(seconds=PURGE_EVERY_S):
-                self._purged_at = now
-                await connection.execute(
-                    delete(LoginThrottle).where(LoginThrottle.window_ends_at <= now)
-                )
+        for retry in range(DEADLOCK_RETRIES + 1):
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.execute(self._upsert(key, now))
+                    # Same transaction: the row is ours until the commit, so this reads our
+                    # own count.
+                    row = (
+                        await connection.execute(
+                            select(LoginThrottle.attempts, LoginThrottle.window_ends_at).where(
+                                LoginThrottle.key_hash == key
+                            )
+                        )
+                    ).one()
+                break
+            except OperationalError as exc:
+                # InnoDB may pick this short transaction as a deadlock victim (concurrent
+                # upserts into neighbouring gaps, a purge): it was rolled back, so run it again.
+                if not _is_deadlock(exc) or retry == DEADLOCK_RETRIES:
+                    raise
+        await self._purge_if_due(now)
         attempts: int = row.attempts
         window_ends_at: datetime = row.window_ends_at
         if attempts <= self.max_failures:
             return None
         return max(1, math.ceil((window_ends_at - now).total_seconds()))
+
+    async def _purge_if_due(self, now: datetime) -> None:
+        """Delete the rows whose window has ended, at most every PURGE_EVERY_S per process.
+
+        Its own transaction, after the attempt's commit: its range locks never hold up a
+        login. Best effort: if it collides with another process's purge, the next one cleans.
+        """
+        if self._purged_at is not None and now - self._purged_at < timedelta(seconds=PURGE_EVERY_S):
+            return
+        self._purged_at = now
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    delete(LoginThrottle).where(LoginThrottle.window_ends_at <= now)
+                )
+        except OperationalError as exc:
+            if not _is_deadlock(exc):
+                raise
+            logger.info("login throttle purge gave way to a concurrent one; retried later")
 
     async def reset(self, key: str) -> None:
         async with self.engine.begin() as connection:

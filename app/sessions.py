@@ -63,12 +63,22 @@ async def create_session(
     """A new session for `user_id`; returns its token (the only time it exists in clear)."""
     idle, absolute = _lifetimes(settings)
     # Sessions nobody used again would pile up: each login clears its user's expired ones.
-    await session.execute(
-        delete(UserSession).where(
-            UserSession.user_id == user_id,
-            or_(UserSession.created_at <= now - absolute, UserSession.last_used_at <= now - idle),
+    # Found by a plain read, then deleted by primary key: a DELETE by user_id would take gap
+    # locks on ix_user_session_user_id (MariaDB, REPEATABLE READ) even when it deletes nothing,
+    # and two logins' gap locks and INSERTs deadlock each other.
+    expired = list(
+        await session.scalars(
+            select(UserSession.id).where(
+                UserSession.user_id == user_id,
+                or_(
+                    UserSession.created_at <= now - absolute,
+                    UserSession.last_used_at <= now - idle,
+                ),
+            )
         )
     )
+    if expired:
+        await session.execute(delete(UserSession).where(UserSession.id.in_(expired)))
     token = new_token()
     session.add(
         UserSession(token_hash=hash_token(token), user_id=user_id, created_at=now, last_used_at=now)

@@ -326,3 +326,23 @@ async def test_a_login_flood_gets_503_with_retry_after_from_the_bounded_pool(
         if response.status_code == 503:
             assert response.headers["retry-after"] == "1"
             assert "retry later" in response.json()["detail"]
+
+
+async def test_concurrent_logins_of_different_users_all_succeed(settings: Settings) -> None:
+    """Regression: each login cleared its user's expired sessions with a range DELETE whose gap
+    locks (MariaDB, REPEATABLE READ) deadlocked with the other logins' session INSERTs: 503s."""
+    # The database is under test, not hashing.
+    async with serve(settings, hash_memory_kib=8, hash_time_cost=1) as client:
+        for i in range(30):
+            created = await client.post("/users", json={"username": f"c{i}", "password": PASSWORD})
+            assert created.status_code == 201
+        for _ in range(3):
+            responses = await asyncio.gather(
+                *(
+                    client.post("/auth/login", data={"username": f"c{i}", "password": PASSWORD})
+                    for i in range(30)
+                )
+            )
+            assert [r.status_code for r in responses] == [200] * 30, [
+                r.text for r in responses if r.status_code != 200
+            ]
