@@ -61,7 +61,7 @@ class UserSession(Base):
     """
 
     __tablename__ = "user_session"
-    __table_args__ = (_HASH_KEYED,)
+    __table_args__ = ({**_HASH_KEYED},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(String(SHA256_HEX), unique=True)
@@ -75,7 +75,7 @@ class LoginThrottle(Base):
     tried), in a window that ends at window_ends_at (app/login_throttle.py)."""
 
     __tablename__ = "login_throttle"
-    __table_args__ = (_HASH_KEYED,)
+    __table_args__ = ({**_HASH_KEYED},)
 
     key_hash: Mapped[str] = mapped_column(String(SHA256_HEX), primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer)

@@ -346,3 +346,18 @@ async def test_concurrent_logins_of_different_users_all_succeed(settings: Settin
             assert [r.status_code for r in responses] == [200] * 30, [
                 r.text for r in responses if r.status_code != 200
             ]
+
+
+async def test_hashing_cost_comes_from_the_settings(settings: Settings, db: AsyncEngine) -> None:
+    """OWASP's m=19 MiB, t=2, p=1 by default (the other tests); the settings change it, and a
+    login under new settings rehashes what the old ones made."""
+    async with serve(settings, hash_memory_kib=1024, hash_time_cost=1) as client:
+        await register(client, "ruth")
+    async with db.connect() as connection:
+        query = text("SELECT password_hash FROM user_list WHERE username = 'ruth'")
+        made = (await connection.execute(query)).scalar_one()
+    assert made.split("$")[3] == "m=1024,t=1,p=1"
+    async with serve(settings) as client:
+        await log_in(client, "ruth")
+    async with db.connect() as connection:
+        assert (await connection.execute(query)).scalar_one().split("$")[3] == "m=19456,t=2,p=1"
