@@ -8,7 +8,6 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from fastapi.exceptions import RequestValidationError
 
 from app import access, crud, sessions
 from app.deps import (
@@ -34,11 +33,9 @@ from app.exceptions import (
     WrongCurrentPassword,
 )
 from app.hashing import HashingPool
-from app.login_throttle import throttle_key
-from app.passwords import contains_username
+from app.password_change import new_password_hash
 from app.schemas import (
     PAGE_SIZE_MAX,
-    USERNAME_IN_PASSWORD,
     Me,
     UserCreate,
     UserOut,
@@ -79,13 +76,6 @@ def _shown_to(
     if access.may_see_email(viewer, user_id):
         return UserOut(id=user_id, username=username, email=email)
     return UserOut(id=user_id, username=username)
-
-
-def _invalid(field: str, message: str) -> RequestValidationError:
-    """A 422 in the shape of the body validation errors, for rules that need the database."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("body", field), "msg": message, "input": None}]
-    )
 
 
 async def _create(session: SessionDep, hasher: HashingPool, body: UserCreate) -> UserOut:
@@ -168,39 +158,6 @@ async def get_user(
     return await _read_user(connection, viewer, user_id)
 
 
-async def _new_password_hash(
-    state: StateDep,
-    hasher: HashingPool,
-    throttle: ThrottleDep,
-    viewer: CurrentUser,
-    user_id: int,
-    body: UserUpdate,
-    client: str,
-) -> str:
-    """Check a password change (current password, username rule) and hash the new one."""
-    assert body.password is not None
-    async with state.read_connection() as connection:
-        stored = await crud.read_credentials(connection, user_id=user_id)
-    if access.needs_current_password(viewer, user_id):
-        if body.current_password is None:
-            raise _invalid("current_password", "required to change your own password")
-        # Guessing the current password through a stolen session is a login attempt too.
-        key = throttle_key(stored.username)
-        wait = await throttle.attempt(key)
-        if wait is not None:
-            log_event(Event.LOGIN_THROTTLED, user_id=user_id, client=client)
-            raise TooManyAttempts(wait)
-        current = body.current_password
-        matches, _rehashed = await hasher.verify_and_update(current, stored.password_hash)
-        if not matches:
-            log_event(Event.PASSWORD_CHANGE_REFUSED, user_id=user_id, client=client)
-            raise WrongCurrentPassword()
-        await throttle.reset(key)
-    if contains_username(body.password, stored.username):
-        raise _invalid("password", f"Value error, {USERNAME_IN_PASSWORD}")
-    return await hasher.hash(body.password)
-
-
 @router.patch("/users/{user_id}", tags=["users"], responses=UPDATE_ERRORS)
 async def update_user(
     state: StateDep,
@@ -222,8 +179,8 @@ async def update_user(
     if "email" in body.model_fields_set:
         values["email"] = body.email
     if body.password is not None:
-        values["password_hash"] = await _new_password_hash(
-            state, hasher, throttle, viewer, user_id, body, client
+        values["password_hash"] = await new_password_hash(
+            state, hasher, throttle, viewer=viewer, user_id=user_id, body=body, client=client
         )
     user = await crud.update_user(session, user_id=user_id, values=values)
     event: Event | None = None
