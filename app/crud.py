@@ -1,24 +1,37 @@
 """User persistence as plain functions; they flush, the session dependency commits."""
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.exceptions import UsernameTaken, UserNotFound
-from app.models import User
+from app.models import ROLE_USER, User, UserSession
 from app.usernames import username_key
 
 
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the request's transaction has committed (never if it rolls back):
+    a security log line says what happened, not what was about to."""
+    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
+
+
 async def create_user(
-    session: AsyncSession, *, username: str, password_hash: str, email: str | None
+    session: AsyncSession,
+    *,
+    username: str,
+    password_hash: str,
+    email: str | None,
+    role: str = ROLE_USER,
 ) -> User:
     user = User(
         username=username,
         username_key=username_key(username),
         password_hash=password_hash,
         email=email,
+        role=role,
     )
     session.add(user)
     try:
@@ -51,6 +64,29 @@ async def read_public_user(
     return row
 
 
+_LOGIN_BY_USERNAME = select(User.id, User.password_hash).where(
+    User.username == bindparam("username")
+)
+
+
+async def read_login(connection: AsyncConnection, *, username: str) -> Row[int, str] | None:
+    """The id and password hash of `username`, or None: what a login checks."""
+    return (await connection.execute(_LOGIN_BY_USERNAME, {"username": username})).first()
+
+
+_CREDENTIALS_BY_ID = select(User.id, User.username, User.password_hash).where(
+    User.id == bindparam("user_id")
+)
+
+
+async def read_credentials(connection: AsyncConnection, *, user_id: int) -> Row[int, str, str]:
+    """The username and password hash of one user: what a password change checks."""
+    row = (await connection.execute(_CREDENTIALS_BY_ID, {"user_id": user_id})).first()
+    if row is None:
+        raise UserNotFound(user_id)
+    return row
+
+
 async def list_users(session: AsyncSession, *, after_id: int, limit: int) -> list[User]:
     """Keyset pagination: stable and index-only however deep the client pages."""
     query = select(User).where(User.id > after_id).order_by(User.id).limit(limit)
@@ -77,6 +113,8 @@ async def update_user(session: AsyncSession, *, user_id: int, values: dict[str, 
 
 
 async def delete_user(session: AsyncSession, *, user_id: int) -> None:
+    """Delete the user and, in the same transaction, every session of theirs."""
     result = await session.execute(delete(User).where(User.id == user_id))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise UserNotFound(user_id)
+    await session.execute(delete(UserSession).where(UserSession.user_id == user_id))

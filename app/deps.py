@@ -1,12 +1,18 @@
-"""The `Annotated` dependencies routes take: the session, a read connection, the hashers."""
+"""The `Annotated` dependencies routes take: the session, a read connection, the hashers,
+the login throttle, who is asking and from where."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import sessions
+from app.exceptions import Unauthorized
 from app.hashing import HashingPool
+from app.login_throttle import ThrottleStore
+from app.sessions import CurrentUser
 from app.state import AppState
 
 
@@ -44,3 +50,45 @@ def get_hasher(state: StateDep) -> HashingPool:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
 HasherDep = Annotated[HashingPool, Depends(get_hasher)]
+
+
+def get_throttle(state: StateDep) -> ThrottleStore:
+    return state.throttle
+
+
+def get_client_address(request: Request) -> str:
+    """The peer address as the server saw it (behind a proxy: uvicorn --proxy-headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+ThrottleDep = Annotated[ThrottleStore, Depends(get_throttle)]
+ClientAddressDep = Annotated[str, Depends(get_client_address)]
+
+# Reads `Authorization: Bearer <token>`, and makes /docs' "Authorize" button log in through
+# POST /auth/login. auto_error=False: a missing token is answered by the dependencies below,
+# in the service's JSON error shape.
+bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
+BearerTokenDep = Annotated[str | None, Depends(bearer_token)]
+
+
+async def get_optional_user(state: StateDep, token: BearerTokenDep) -> CurrentUser | None:
+    """Who is asking, or None without a token; a token that opens no live session is a 401."""
+    if token is None:
+        return None  # anonymous: no query at all
+    user = await sessions.authenticate(state, token)
+    if user is None:
+        raise Unauthorized("invalid, expired or revoked token")
+    return user
+
+
+OptionalUserDep = Annotated[CurrentUser | None, Depends(get_optional_user)]
+
+
+async def get_current_user(user: OptionalUserDep) -> CurrentUser:
+    """Who is asking; 401 without a valid token."""
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

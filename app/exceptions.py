@@ -66,7 +66,60 @@ class HashingBusy(Unavailable):
     """Every password hasher is busy and the wait for one ran out: a burst, worth a retry."""
 
     description = "Every password hasher is busy: see Retry-After"
-    message = "too many registrations at once, retry later"
+    message = "too many registrations or logins at once, retry later"
+
+
+class ThrottleUnavailable(Unavailable):
+    """The login throttle's store (Redis) did not answer: logins wait rather than go unchecked."""
+
+    description = "Login throttle store unavailable: see Retry-After"
+    message = "login temporarily unavailable, retry later"
+
+
+class Unauthorized(DomainError):
+    """No credentials, or credentials that are not (or no longer) valid."""
+
+    status_code = HTTPStatus.UNAUTHORIZED
+    description = "Not authenticated: no token, or an invalid, expired or revoked one"
+    message = "not authenticated"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class LoginFailed(Unauthorized):
+    """A wrong password and an unknown username get this same answer."""
+
+    description = "Incorrect username or password"
+    message = "incorrect username or password"
+
+
+class Forbidden(DomainError):
+    status_code = HTTPStatus.FORBIDDEN
+    description = "Authenticated, but not allowed: only the user themself or an admin"
+    message = "only the user themself or an admin may do this"
+
+
+class WrongCurrentPassword(Forbidden):
+    description = "current_password does not match"
+    message = "current_password is incorrect"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed logins for one account: it waits out the window, whoever is asking."""
+
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+    description = "Too many failed logins for this account: see Retry-After"
+    message = "too many failed logins for this account, retry later"
+
+    def __init__(self, retry_after_s: int = 60) -> None:
+        super().__init__()
+        self.retry_after_s = max(1, retry_after_s)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class DatabaseUnavailable(Unavailable):

@@ -1,28 +1,46 @@
-"""Password hashing with argon2id in a bounded thread pool that the lifespan owns.
+"""Password hashing and verifying with argon2id in a bounded thread pool that the lifespan owns.
 
-Each argon2id hash costs a sizeable slice of a core and its memory cost in RAM, so hashes run on
-at most `threads` threads; a burst of registrations waits briefly for a hasher and is then
-answered 503 (`HashingBusy`) instead of piling up threads, memory and waiting requests.
+Each argon2id hash or verification costs a slice of a core and its memory cost in RAM, so they
+run on at most `threads` threads; a burst of registrations or logins waits briefly for a hasher
+and is then answered 503 (`HashingBusy`) instead of piling up threads, memory and requests.
 """
 
 import asyncio
 import os
+import secrets
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
+from typing import TypeVar
 
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.config import Settings
+from app.cpu_limit import available_cpus
 from app.exceptions import HashingBusy
+
+T = TypeVar("T")
 
 
 @lru_cache
-def default_password_hash() -> PasswordHash:
-    """The service's hash scheme (argon2-cffi's defaults: RFC 9106's second recommendation)."""
-    return PasswordHash((Argon2Hasher(),))
+def argon2id(*, memory_kib: int, time_cost: int, parallelism: int) -> PasswordHash:
+    """The hash scheme for these argon2id parameters (one instance per set of parameters)."""
+    return PasswordHash(
+        (Argon2Hasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism),)
+    )
+
+
+def password_hash_from(settings: Settings) -> PasswordHash:
+    """The service's hash scheme as configured (by default OWASP's m=19 MiB, t=2, p=1)."""
+    return argon2id(
+        memory_kib=settings.hash_memory_kib,
+        time_cost=settings.hash_time_cost,
+        parallelism=settings.hash_parallelism,
+    )
 
 
 def _lower_priority(nice: int) -> None:
@@ -45,10 +63,10 @@ class HashingPool:
         nice: int = 0,
         password_hash: PasswordHash | None = None,
     ) -> None:
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or available_cpus()
         self.wait_s = wait_s
         self.queue_max = queue_max
-        self.password_hash = password_hash or default_password_hash()
+        self.password_hash = password_hash or password_hash_from(Settings.model_construct())
         self._executor = ThreadPoolExecutor(
             self.threads,
             thread_name_prefix="argon2",
@@ -60,20 +78,41 @@ class HashingPool:
             weakref.WeakKeyDictionary()
         )
         self._waiting = 0
+        # What unknown usernames are verified against, so that they cost what a real
+        # verification costs (made on first use, with this pool's parameters).
+        self._dummy_hash: str | None = None
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, password_hash: PasswordHash | None = None
-    ) -> "HashingPool":
+    def from_settings(cls, settings: Settings) -> "HashingPool":
         return cls(
             threads=settings.hash_threads,
             wait_s=settings.hash_wait_s,
             queue_max=settings.hash_queue_max,
             nice=settings.hash_thread_nice,
-            password_hash=password_hash,
+            password_hash=password_hash_from(settings),
         )
 
     async def hash(self, password: str) -> str:
+        return await self._run(self.password_hash.hash, password)
+
+    async def verify_and_update(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
+        """Does `password` match? And, if it does, its hash with the current parameters when
+        `stored_hash` was made with others (pwdlib's verify_and_update), else None."""
+        try:
+            return await self._run(self.password_hash.verify_and_update, password, stored_hash)
+        except UnknownHashError:  # not a hash this service made: nothing can match it
+            return False, None
+
+    async def verify_unknown_user(self, password: str) -> None:
+        """Spend what verifying `password` against a real hash costs, for a user who does not
+        exist, so that a wrong username cannot be told from a wrong password by the time."""
+        if self._dummy_hash is None:
+            # The first time, making the dummy hash costs the same as a verification would.
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(32))
+            return
+        await self._run(self.password_hash.verify, password, self._dummy_hash)
+
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
         loop = asyncio.get_running_loop()
         slots = self._slots.get(loop)
         if slots is None:
@@ -89,7 +128,7 @@ class HashingPool:
         finally:
             self._waiting -= 1
         try:
-            return await loop.run_in_executor(self._executor, self.password_hash.hash, password)
+            return await loop.run_in_executor(self._executor, work, *args)
         finally:
             slots.release()
 

@@ -11,6 +11,7 @@ from app.db import database_url, redact
 from app.error_handlers import COMMON_RESPONSES, install_error_handlers
 from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
 from app.migrate.gate import SchemaMismatch, check_schema
+from app.routes.auth import router as auth_router
 from app.routes.health import router as health_router
 from app.routes.users import router as users_router
 from app.state import AppState
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             burst=config.rate_limit_burst,
         )
     app.add_middleware(DeadlineMiddleware, timeout_s=config.request_timeout_s)
+    app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(health_router)
     return app

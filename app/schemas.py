@@ -1,12 +1,25 @@
 """Request and response bodies: input is validated here, before anything touches the database."""
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.models import EMAIL_MAX, USERNAME_MAX
-from app.passwords import is_common_password
+from app.passwords import (
+    contains_username,
+    is_common_password,
+    is_one_repeated_character,
+    normalize_password,
+)
 from app.usernames import has_visible_character
 
 PASSWORD_MIN = 8
@@ -38,11 +51,20 @@ def _clean_username(value: str) -> str:
     return value
 
 
+# The messages name the rule, never the value: validation errors must not echo passwords.
 def _uncommon(value: str) -> str:
-    # The message names the rule, never the value: validation errors must not echo passwords.
     if is_common_password(value):
         raise ValueError("is one of the most common passwords; choose another")
     return value
+
+
+def _not_one_character(value: str) -> str:
+    if is_one_repeated_character(value):
+        raise ValueError("must not be a single character repeated")
+    return value
+
+
+USERNAME_IN_PASSWORD = "must not contain the username"  # noqa: S105 (a message)
 
 
 Username = Annotated[
@@ -55,7 +77,17 @@ Password = Annotated[
     str,
     Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, examples=["correct horse"]),
     AfterValidator(_encodable),
+    # Normalised first: the rules, the hash and every later login see the NFKC form.
+    AfterValidator(normalize_password),
     AfterValidator(_uncommon),
+    AfterValidator(_not_one_character),
+]
+# The password being replaced: checked against the stored hash, not against today's rules.
+CurrentPassword = Annotated[
+    str,
+    Field(min_length=1, max_length=PASSWORD_MAX),
+    AfterValidator(_encodable),
+    AfterValidator(normalize_password),
 ]
 Email = Annotated[
     EmailStr,
@@ -78,28 +110,78 @@ class UserCreate(BaseModel):
     password: Password
     email: Email | None = None
 
+    @field_validator("password")
+    @classmethod
+    def _without_username(cls, password: str, info: ValidationInfo) -> str:
+        username = info.data.get("username")  # absent if the username itself was invalid
+        if username and contains_username(password, username):
+            raise ValueError(USERNAME_IN_PASSWORD)
+        return password
+
 
 class UserUpdate(BaseModel):
-    """Fields to change; an omitted field is left alone, `"email": null` clears the email."""
+    """Fields to change; an omitted field is left alone, `"email": null` clears the email.
+
+    Changing one's own password takes `current_password` too (an admin changing another
+    user's password does not).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"email": "new@ex.io"}, {"password": "a new passphrase"}]},
+        json_schema_extra={
+            "examples": [
+                {"email": "new@ex.io"},
+                {"password": "a new passphrase", "current_password": "correct horse"},
+            ]
+        },
     )
 
     email: Email | None = None
     password: Password | None = None
+    current_password: CurrentPassword | None = None
 
 
 class UserOut(BaseModel):
+    """A user; `email` is there only for the user themself and for admins."""
+
     model_config = ConfigDict(
         from_attributes=True,
-        json_schema_extra={"examples": [{"id": 1, "username": "alice", "email": "alice@ex.io"}]},
+        json_schema_extra={
+            "examples": [
+                {"id": 1, "username": "alice", "email": "alice@ex.io"},
+                {"id": 2, "username": "bob"},
+            ]
+        },
     )
 
     id: int
     username: str
-    email: str | None
+    email: str | None = Field(
+        default=None, description="Only to the user themself and to admins; absent otherwise."
+    )
+
+
+class Me(UserOut):
+    """The authenticated user, with their role."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": 1, "username": "alice", "email": "alice@ex.io", "role": "user"}]
+        }
+    )
+
+    role: Literal["user", "admin"]
+
+
+class Token(BaseModel):
+    """An opaque bearer token: send it as `Authorization: Bearer <access_token>`."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 token type)
+    expires_in: int = Field(
+        description="Seconds until the session ends however it is used; unused for "
+        "SESSION_IDLE_TIMEOUT_S it ends sooner."
+    )
 
 
 class UserPage(BaseModel):

@@ -1,15 +1,19 @@
-"""What the lifespan builds and owns for the life of the app: engines, pools, the hashers."""
+"""What the lifespan builds and owns for the life of the app: engines, pools, the hashers,
+the login throttle's store."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clock import Clock, utc_now
 from app.config import Settings
 from app.db import create_engine, create_read_pool, create_sessionmaker, database_url
 from app.db_pool import ReadPool
 from app.hashing import HashingPool
+from app.login_throttle import ThrottleStore, throttle_store
 
 
 @dataclass
@@ -21,17 +25,29 @@ class AppState:
     # MySQL/MariaDB: the autocommit pool for read-only routes; None elsewhere.
     read_pool: ReadPool | None
     hasher: HashingPool
+    throttle: ThrottleStore
+    settings: Settings
+    # What sessions and the database throttle take as now (tests move it).
+    clock: Clock
 
     @classmethod
-    def build(cls, settings: Settings) -> "AppState":
+    def build(cls, settings: Settings, clock: Clock = utc_now) -> "AppState":
         url = database_url(settings.database_url)
         engine = create_engine(settings, url)
-        return cls(
+
+        def now() -> datetime:
+            return state.clock()  # late-bound, so a test that moves state.clock moves all
+
+        state = cls(
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             read_pool=create_read_pool(settings, url),
             hasher=HashingPool.from_settings(settings),
+            throttle=throttle_store(settings, engine, now),
+            settings=settings,
+            clock=clock,
         )
+        return state
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -46,6 +62,7 @@ class AppState:
 
     async def close(self) -> None:
         self.hasher.close()
+        await self.throttle.close()
         if self.read_pool is not None:
             await self.read_pool.dispose()
         await self.engine.dispose()

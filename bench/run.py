@@ -6,8 +6,8 @@ on this shared machine hits both sides alike. Knobs: BENCH_ROUNDS (5), BENCH_SEC
 BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows). Results go to
 bench/out/results.json and docs/benchmarks.md (+ docs/benchmarks.png).
 
-BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, latency,
-sqlite, migration and backfill (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a
+BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, login,
+latency, sqlite, migration and backfill (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a
 partial run prints its figures as it goes and writes bench/out/results-partial.json;
 docs/benchmarks.md, which needs every scenario, is left as it is.
 """
@@ -28,12 +28,13 @@ from bench.harness import ROOT, log
 from bench.scenarios.backfill import scenario_backfill
 from bench.scenarios.hashing import scenario_hashing
 from bench.scenarios.latency import scenario_latency
+from bench.scenarios.login import scenario_login
 from bench.scenarios.migration import scenario_migration
 from bench.scenarios.mysql import scenario_mysql
 from bench.scenarios.sqlite import scenario_sqlite
 
-# In the order they run.
-SCENARIOS = ("hashing", "mysql", "latency", "sqlite", "migration", "backfill")
+# In the order they run (hashing first: the create and login figures are read against it).
+SCENARIOS = ("hashing", "mysql", "login", "latency", "sqlite", "migration", "backfill")
 
 
 def only_scenarios() -> tuple[str, ...] | None:
@@ -86,13 +87,15 @@ def main() -> None:
         results["config"]["only"] = list(only)
     secret = password_hash()
     # bench_ours / bench_baseline serve both the direct and the delayed MariaDB scenarios.
-    mariadb = "mysql" in chosen or "latency" in chosen
+    mariadb = bool({"mysql", "login", "latency"} & set(chosen))
     if mariadb:
         prepare_mysql(secret)
     if "hashing" in chosen:
         scenario_hashing(results)
     if "mysql" in chosen:
         scenario_mysql(results)
+    if "login" in chosen:
+        scenario_login(results)
     if "latency" in chosen:
         scenario_latency(results)
     if "sqlite" in chosen:

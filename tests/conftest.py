@@ -1,6 +1,7 @@
 """Fixtures: every test runs once per backend (SQLite, MariaDB) on a fresh, migrated database."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -65,6 +66,21 @@ def settings(database_url_at_head: str) -> Settings:
         hash_queue_max=1000,
         request_timeout_s=90,
     )
+
+
+@pytest.fixture
+async def redis_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """`settings` with the login throttle in Redis, under a key prefix of this test's own."""
+    problem = await backends.redis_reachable(backends.REDIS_URL)
+    if problem is not None:
+        if backends.REQUIRE_REDIS:
+            pytest.fail(
+                f"REQUIRE_REDIS=1 but Redis at {backends.REDIS_URL} is unreachable: {problem}"
+            )
+        pytest.skip(f"Redis unreachable at {backends.REDIS_URL} (set REQUIRE_REDIS=1 to fail)")
+    prefix = f"svc_test_{uuid.uuid4().hex[:12]}:"
+    yield settings.model_copy(update={"redis_url": backends.REDIS_URL, "redis_key_prefix": prefix})
+    await backends.delete_redis_keys(backends.REDIS_URL, prefix)
 
 
 @pytest.fixture

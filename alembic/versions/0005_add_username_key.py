@@ -10,7 +10,7 @@ MySQL/MariaDB (nothing on SQLite, where the run is one transaction), and the nex
 exists and only keys users whose key is still NULL.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-25
 """
 
@@ -26,7 +26,7 @@ from app.migrate.username_keys import COLUMN, INDEX, has_key_column, has_key_ind
 from app.models import USERNAME_KEY_MAX
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

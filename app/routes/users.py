@@ -1,15 +1,49 @@
-"""HTTP routes for users: the tutorial's `/user/add` and `/show/{id}`, and the `/users` resource."""
+"""HTTP routes for users: the tutorial's `/user/add` and `/show/{id}`, and the `/users` resource.
 
+Registration is open; reading shows everyone's id and username but an email only to its owner
+and admins; changing and deleting take the owner's or an admin's token (app/access.py).
+"""
+
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from app import crud
-from app.deps import HasherDep, ReadConnectionDep, SessionDep
+from app import access, crud, sessions
+from app.deps import (
+    ClientAddressDep,
+    CurrentUserDep,
+    HasherDep,
+    OptionalUserDep,
+    ReadConnectionDep,
+    SessionDep,
+    StateDep,
+    ThrottleDep,
+)
 from app.error_handlers import responses_for
-from app.exceptions import DatabaseUnavailable, HashingBusy, UsernameTaken, UserNotFound
+from app.exceptions import (
+    DatabaseUnavailable,
+    Forbidden,
+    HashingBusy,
+    ThrottleUnavailable,
+    TooManyAttempts,
+    Unauthorized,
+    UsernameTaken,
+    UserNotFound,
+    WrongCurrentPassword,
+)
 from app.hashing import HashingPool
-from app.schemas import PAGE_SIZE_MAX, UserCreate, UserOut, UserPage, UserUpdate
+from app.password_change import new_password_hash
+from app.schemas import (
+    PAGE_SIZE_MAX,
+    Me,
+    UserCreate,
+    UserOut,
+    UserPage,
+    UserUpdate,
+)
+from app.security_log import Event, log_account_change, log_event
+from app.sessions import CurrentUser
 
 # Ids are 64-bit on every backend: a larger number is a client error, not an overflow (500).
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1])]
@@ -17,8 +51,31 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.", e
 router = APIRouter()
 
 CREATE_ERRORS = responses_for(UsernameTaken, HashingBusy, DatabaseUnavailable)
-READ_ERRORS = responses_for(UserNotFound, DatabaseUnavailable)
-UPDATE_ERRORS = responses_for(UserNotFound, HashingBusy, DatabaseUnavailable)
+READ_ERRORS = responses_for(Unauthorized, UserNotFound, DatabaseUnavailable)
+UPDATE_ERRORS = responses_for(
+    Unauthorized,
+    Forbidden,
+    WrongCurrentPassword,
+    UserNotFound,
+    TooManyAttempts,
+    HashingBusy,
+    ThrottleUnavailable,
+    DatabaseUnavailable,
+)
+DELETE_ERRORS = responses_for(Unauthorized, Forbidden, UserNotFound, DatabaseUnavailable)
+
+
+def _shown_to(
+    viewer: CurrentUser | None, user_id: int, username: str, email: str | None
+) -> UserOut:
+    """The user as `viewer` may see them: the email only to the owner and admins.
+
+    An email left out is unset, not None: the read routes drop unset fields, so a hidden email
+    is absent from the answer while a missing one is null.
+    """
+    if access.may_see_email(viewer, user_id):
+        return UserOut(id=user_id, username=username, email=email)
+    return UserOut(id=user_id, username=username)
 
 
 async def _create(session: SessionDep, hasher: HashingPool, body: UserCreate) -> UserOut:
@@ -29,60 +86,123 @@ async def _create(session: SessionDep, hasher: HashingPool, body: UserCreate) ->
     return UserOut.model_validate(user)
 
 
-async def _read_user(connection: ReadConnectionDep, user_id: int) -> UserOut:
+async def _read_user(
+    connection: ReadConnectionDep, viewer: CurrentUser | None, user_id: int
+) -> UserOut:
     # The hot path: a Core read on a bare connection (see AppState.read_connection).
     row = await crud.read_public_user(connection, user_id=user_id)
-    return UserOut(id=row.id, username=row.username, email=row.email)
+    return _shown_to(viewer, row.id, row.username, row.email)
 
 
 @router.post(
     "/user/add", status_code=status.HTTP_201_CREATED, tags=["tutorial"], responses=CREATE_ERRORS
 )
 async def add_user(session: SessionDep, hasher: HasherDep, body: UserCreate) -> UserOut:
-    """The tutorial's route: create a user (POST only; creating on GET was unsafe)."""
+    """The tutorial's route: register a user (POST only; creating on GET was unsafe). Open."""
     return await _create(session, hasher, body)
 
 
-@router.get("/show/{user_id}", tags=["tutorial"], responses=READ_ERRORS)
-async def show_user(connection: ReadConnectionDep, user_id: UserId) -> UserOut:
-    """The tutorial's route: show one user, without any password material."""
-    return await _read_user(connection, user_id)
+@router.get(
+    "/show/{user_id}", tags=["tutorial"], responses=READ_ERRORS, response_model_exclude_unset=True
+)
+async def show_user(
+    connection: ReadConnectionDep, viewer: OptionalUserDep, user_id: UserId
+) -> UserOut:
+    """The tutorial's route: one user; the email only to that user and to admins."""
+    return await _read_user(connection, viewer, user_id)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"], responses=CREATE_ERRORS)
 async def create_user(session: SessionDep, hasher: HasherDep, body: UserCreate) -> UserOut:
+    """Register a user. Open to anyone."""
     return await _create(session, hasher, body)
 
 
-@router.get("/users", tags=["users"], responses=responses_for(DatabaseUnavailable))
+@router.get(
+    "/users",
+    tags=["users"],
+    responses=responses_for(Unauthorized, DatabaseUnavailable),
+    response_model_exclude_unset=True,
+)
 async def list_users(
     session: SessionDep,
+    viewer: OptionalUserDep,
     after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Return ids above this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description="Page size.")] = 50,
 ) -> UserPage:
+    """A page of users in id order; emails only of the caller's own account (all, for admins)."""
     # One extra row tells whether another page exists, so the last page says so itself.
     users = await crud.list_users(session, after_id=after_id, limit=limit + 1)
     page = users[:limit]
     next_after_id = page[-1].id if len(users) > limit else None
-    return UserPage(items=[UserOut.model_validate(u) for u in page], next_after_id=next_after_id)
+    return UserPage(
+        items=[_shown_to(viewer, u.id, u.username, u.email) for u in page],
+        next_after_id=next_after_id,
+    )
 
 
-@router.get("/users/{user_id}", tags=["users"], responses=READ_ERRORS)
-async def get_user(connection: ReadConnectionDep, user_id: UserId) -> UserOut:
-    return await _read_user(connection, user_id)
+# Before /users/{user_id}, which would take "me" for an id.
+@router.get("/users/me", tags=["users"], responses=responses_for(Unauthorized, DatabaseUnavailable))
+async def read_me(viewer: CurrentUserDep) -> Me:
+    """The user the token belongs to, with their role."""
+    return Me(id=viewer.user_id, username=viewer.username, email=viewer.email, role=viewer.role)
+
+
+@router.get(
+    "/users/{user_id}", tags=["users"], responses=READ_ERRORS, response_model_exclude_unset=True
+)
+async def get_user(
+    connection: ReadConnectionDep, viewer: OptionalUserDep, user_id: UserId
+) -> UserOut:
+    """One user; the email only to that user and to admins."""
+    return await _read_user(connection, viewer, user_id)
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses=UPDATE_ERRORS)
 async def update_user(
-    session: SessionDep, hasher: HasherDep, user_id: UserId, body: UserUpdate
+    state: StateDep,
+    session: SessionDep,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    viewer: CurrentUserDep,
+    client: ClientAddressDep,
+    user_id: UserId,
+    body: UserUpdate,
 ) -> UserOut:
-    """Change the email (null clears it) and/or the password; omitted fields stay as they are."""
+    """Change the email (null clears it) and/or the password; omitted fields stay as they are.
+
+    The user themself or an admin. Changing one's own password takes `current_password`, and
+    a new password ends every other session of that user (all of them, when an admin sets it).
+    """
+    _authorize(viewer, user_id, client)
     values: dict[str, Any] = {}
     if "email" in body.model_fields_set:
         values["email"] = body.email
     if body.password is not None:
-        values["password_hash"] = await hasher.hash(body.password)
+        values["password_hash"] = await new_password_hash(
+            state, hasher, throttle, viewer=viewer, user_id=user_id, body=body, client=client
+        )
     user = await crud.update_user(session, user_id=user_id, values=values)
+    event: Event | None = None
+    if "password_hash" in values:
+        keep = viewer.session_id if viewer.user_id == user_id else None
+        await sessions.revoke_all(session, user_id=user_id, except_session_id=keep)
+        event = Event.PASSWORD_CHANGED
+    elif "email" in values:
+        event = Event.EMAIL_CHANGED  # logged only as an admin's action (owners' are routine)
+    by_admin = access.acts_as_admin(viewer, user_id)
+    if event is Event.PASSWORD_CHANGED or (event is not None and by_admin):
+        crud.after_commit(
+            session,
+            partial(
+                log_account_change,
+                event,
+                user_id=user_id,
+                actor_id=viewer.user_id,
+                by_admin=by_admin,
+                client=client,
+            ),
+        )
     return UserOut.model_validate(user)
 
 
@@ -90,8 +210,31 @@ async def update_user(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["users"],
-    responses=responses_for(UserNotFound, DatabaseUnavailable),
+    responses=DELETE_ERRORS,
 )
-async def delete_user(session: SessionDep, user_id: UserId) -> Response:
+async def delete_user(
+    session: SessionDep, viewer: CurrentUserDep, client: ClientAddressDep, user_id: UserId
+) -> Response:
+    """Delete a user and end every session of theirs. The user themself or an admin."""
+    _authorize(viewer, user_id, client)
     await crud.delete_user(session, user_id=user_id)
+    crud.after_commit(
+        session,
+        partial(
+            log_account_change,
+            Event.USER_DELETED,
+            user_id=user_id,
+            actor_id=viewer.user_id,
+            by_admin=access.acts_as_admin(viewer, user_id),
+            client=client,
+        ),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _authorize(viewer: CurrentUser, user_id: int, client: str) -> None:
+    try:
+        access.require_owner_or_admin(viewer, user_id)
+    except Forbidden:
+        log_event(Event.ACCESS_DENIED, user_id=user_id, actor_id=viewer.user_id, client=client)
+        raise

@@ -10,6 +10,8 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.auth import register
+
 PASSWORD = "a-Valid-passw0rd"
 EXISTING = "existing"
 MAX_BODY = 16_384  # the default cap, Settings.max_body_bytes
@@ -27,6 +29,8 @@ class Bad:
     json: Any = None
     content: bytes | None = None
     headers: dict[str, str] | None = None  # raw `content` is sent as JSON unless set
+    # Sent with the existing user's token (so PATCH and DELETE reach validation) unless False.
+    authenticated: bool = True
 
 
 def user(**fields: Any) -> dict[str, Any]:
@@ -141,6 +145,28 @@ CASES = [
     Bad("negative after_id", "GET", "/users?after_id=-1", 422),
     Bad("after_id beyond 64 bits", "GET", f"/users?after_id={2**64}", 422),
     Bad("non-numeric limit", "GET", "/users?limit=ten", 422),
+    # Logins: the OAuth2 form, nothing else.
+    Bad("login as JSON", "POST", "/auth/login", 422, json={"username": EXISTING}),
+    Bad(
+        "login without password",
+        "POST",
+        "/auth/login",
+        422,
+        content=b"username=existing",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    ),
+    Bad(
+        "login with another grant type",
+        "POST",
+        "/auth/login",
+        422,
+        content=b"grant_type=client_credentials&username=existing&password=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    ),
+    Bad("login on GET", "GET", "/auth/login", 405),
+    Bad("logout without a token", "POST", "/auth/logout", 401, authenticated=False),
+    Bad("patch without a token", "PATCH", "/users/{id}", 401, json={}, authenticated=False),
+    Bad("me with an id", "GET", "/users/me/1", 404),
     # Wrong methods.
     Bad("create on GET", "GET", "/user/add", 405),
     Bad("PUT a user", "PUT", "/users/{id}", 405, json=user()),
@@ -181,16 +207,15 @@ def test_there_are_at_least_30_cases() -> None:
 async def test_malformed_requests_get_json_4xx_and_write_nothing(
     client: AsyncClient, db: AsyncEngine
 ) -> None:
-    created = await client.post(
-        "/users", json={"username": EXISTING, "password": PASSWORD, "email": "e@ex.io"}
-    )
-    assert created.status_code == 201
-    user_id = created.json()["id"]
+    existing = await register(client, EXISTING, PASSWORD, email="e@ex.io")
+    user_id = existing.id
     before = await count_and_existing(db)
 
     problems = []
     for case in CASES:
-        headers = case.headers if case.headers is not None else JSON
+        headers = dict(case.headers if case.headers is not None else JSON)
+        if case.authenticated:
+            headers.update(existing.headers)
         response = await client.request(
             case.method,
             case.path.replace("{id}", str(user_id)),

@@ -14,8 +14,6 @@ import uvicorn
 from httpx import AsyncClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -27,10 +25,11 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import hashing
 from app.config import Settings
 from app.main import create_app
+from tests.support.auth import Account, register_admin
 from tests.support.net import free_port
+from tests.support.serving import serve
 
 # Small budgets keep the suite fast; CI runs every operation in both modes on both backends.
 EXAMPLES_PER_MODE = 60
@@ -43,11 +42,17 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(name="settings")
+def cheap_hashing_settings(settings: Settings) -> Settings:
     # Hashing is not under test here; a cheap argon2id lets many examples run in seconds.
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(hashing, "default_password_hash", lambda: cheap)
+    return settings.model_copy(update={"hash_memory_kib": 1024, "hash_time_cost": 1})
+
+
+@pytest.fixture
+async def admin(settings: Settings, db: AsyncEngine) -> Account:
+    """An admin's token: PATCH and DELETE get past authorization to reach their validation."""
+    async with serve(settings) as client:
+        return await register_admin(client, db)
 
 
 @contextmanager
@@ -72,7 +77,9 @@ def running(settings: Settings) -> Iterator[str]:
         thread.join(10)
 
 
-def fuzz(base_url: str, schema_dict: dict[str, Any], mode: GenerationMode) -> None:
+def fuzz(
+    base_url: str, schema_dict: dict[str, Any], mode: GenerationMode, headers: dict[str, str]
+) -> None:
     """Every operation, `EXAMPLES_PER_MODE` cases in all; negative cases must be refused."""
     schema = schemathesis.openapi.from_dict(schema_dict)
     checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
@@ -85,16 +92,20 @@ def fuzz(base_url: str, schema_dict: dict[str, Any], mode: GenerationMode) -> No
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
-        case.call_and_validate(base_url=base_url, checks=checks, timeout=10)
+        case.call_and_validate(base_url=base_url, headers=headers, checks=checks, timeout=10)
 
     check()
 
 
-async def test_schemathesis_finds_no_server_error_or_schema_violation(settings: Settings) -> None:
+async def test_schemathesis_finds_no_server_error_or_schema_violation(
+    settings: Settings, admin: Account
+) -> None:
     schema_dict = create_app(settings).openapi()
     with running(settings) as base_url:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            await asyncio.to_thread(fuzz, base_url, schema_dict, mode)
+            # As an admin (unless a case sends its own Authorization), then as nobody.
+            for headers in (admin.headers, {}):
+                await asyncio.to_thread(fuzz, base_url, schema_dict, mode, headers)
 
 
 # Anything at all (control characters, lone surrogates, 11 characters), and text from every
@@ -113,7 +124,7 @@ usernames = st.one_of(
 )
 @given(username=usernames)
 async def test_every_accepted_username_round_trips_byte_identical(
-    client: AsyncClient, db: AsyncEngine, username: str
+    client: AsyncClient, db: AsyncEngine, admin: Account, username: str
 ) -> None:
     # json.dumps escapes what httpx's encoder refuses (lone surrogates), as a client could send.
     body = json.dumps({"username": username, "password": "round-Trip-pw"})
@@ -138,4 +149,5 @@ async def test_every_accepted_username_round_trips_byte_identical(
         listed = await client.get("/users", params={"after_id": user_id - 1, "limit": 1})
         assert listed.json()["items"][0]["username"].encode() == username.encode()
     finally:
-        assert (await client.delete(f"/users/{user_id}")).status_code == 204
+        deleted = await client.delete(f"/users/{user_id}", headers=admin.headers)
+        assert deleted.status_code == 204

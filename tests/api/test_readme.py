@@ -33,6 +33,22 @@ def test_readme_has_curl_examples_for_every_route() -> None:
     commands = " ".join(command for command, _ in readme_examples())
     for route in ("/user/add", "/show/", "/users", "-X PATCH", "-X DELETE", "/health"):
         assert route in commands
+    for route in ("/auth/login", "/auth/logout", "/users/me", "Bearer $TOKEN"):
+        assert route in commands
+
+
+# Where an answer shows $TOKEN, any token matches, and the commands after it get it as $TOKEN.
+TOKEN = "$TOKEN"
+TOKEN_PATTERN = r"(?P<token>[A-Za-z0-9_-]{43,})"
+
+
+def matches(output: str, expected: str) -> tuple[bool, str | None]:
+    """Does `output` answer `expected`? And the token it carries where `expected` has $TOKEN."""
+    if TOKEN not in expected:
+        return output == expected, None
+    pattern = re.escape(expected).replace(re.escape(TOKEN), TOKEN_PATTERN)
+    found = re.fullmatch(pattern, output)
+    return found is not None, found["token"] if found else None
 
 
 @pytest.fixture
@@ -69,11 +85,31 @@ def served(tmp_path: Path) -> object:
 
 
 def test_readme_curl_examples_work_verbatim(served: int) -> None:
+    env = dict(os.environ)
+    tokens: list[str] = []
     for command, expected in readme_examples():
         # The README says 127.0.0.1:8000; the test serves on a free port instead.
         runnable = re.sub(r"127\.0\.0\.1:8000", f"127.0.0.1:{served}", command)
         result = subprocess.run(
-            ["bash", "-c", runnable], capture_output=True, text=True, timeout=30, check=False
+            ["bash", "-c", runnable],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
         )
         assert result.returncode == 0, f"{command}\n{result.stderr}"
-        assert result.stdout.strip() == expected, command
+        ok, token = matches(result.stdout.strip(), expected)
+        assert ok, f"{command}\n{result.stdout}"
+        if token is not None:
+            env["TOKEN"] = token
+            tokens.append(token)
+    assert len(tokens) == len(set(tokens)) >= 2, "each login answers a new token"
+
+
+def test_token_placeholder_matches_a_token_only_where_it_stands() -> None:
+    expected = '{"access_token":"$TOKEN","token_type":"bearer"}'
+    token = "A" * 43
+    assert matches(f'{{"access_token":"{token}","token_type":"bearer"}}', expected) == (True, token)
+    assert matches('{"access_token":"short","token_type":"bearer"}', expected)[0] is False
+    assert matches(f'{{"access_token":"{token}","token_type":"jwt"}}', expected)[0] is False

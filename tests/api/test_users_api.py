@@ -15,8 +15,7 @@ from app.config import Settings
 from app.db import create_engine
 from app.exceptions import UsernameTaken, UserNotFound
 from tests.support.alembic import HEAD
-
-PASSWORD = "s3cret-passw0rd"
+from tests.support.auth import PASSWORD, Account, register, register_admin
 
 
 async def create(client: AsyncClient, username: str, **extra: Any) -> dict[str, Any]:
@@ -72,10 +71,13 @@ async def test_email_is_optional(client: AsyncClient) -> None:
 
 @pytest.mark.parametrize("path", ["/show/{id}", "/users/{id}"])
 async def test_show_user_returns_it(client: AsyncClient, path: str) -> None:
-    user = await create(client, "carol", email="c@ex.io")
-    response = await client.get(path.format(id=user["id"]))
+    carol = await register(client, "carol", email="c@ex.io")
+    response = await client.get(path.format(id=carol.id), headers=carol.headers)
     assert response.status_code == 200
-    assert response.json() == user
+    assert response.json() == carol.user
+    # Anyone else sees the id and username only (tests/api/test_access.py has the rules).
+    public = (await client.get(path.format(id=carol.id))).json()
+    assert public == {"id": carol.id, "username": "carol"}
 
 
 @pytest.mark.parametrize("path", ["/show/424242", "/users/424242"])
@@ -189,13 +191,18 @@ async def test_malformed_json_is_422(client: AsyncClient) -> None:
 
 
 async def test_password_bounds_are_inclusive(client: AsyncClient) -> None:
-    for name, password in (("eight", "x" * 8), ("long", "y" * 128)):
+    # Not one character repeated: that is refused as such (test_password_rules.py).
+    for name, password in (("eight", "x" * 7 + "z"), ("long", "y" * 127 + "z")):
         response = await client.post("/users", json={"username": name, "password": password})
         assert response.status_code == 201
 
 
 async def test_list_users_pages_in_id_order(client: AsyncClient) -> None:
-    created = [await create(client, f"user{i}") for i in range(5)]
+    # Listed to an anonymous caller: ids and usernames (no emails).
+    created = [
+        {"id": u["id"], "username": u["username"]}
+        for u in [await create(client, f"user{i}") for i in range(5)]
+    ]
     first = (await client.get("/users", params={"limit": 2})).json()
     assert first["items"] == created[:2]
     assert first["next_after_id"] == created[1]["id"]
@@ -212,36 +219,43 @@ async def test_list_users_bounds_page_size(client: AsyncClient, params: dict[str
     assert response.status_code == 422
 
 
+async def patch(client: AsyncClient, account: Account, body: Any) -> Any:
+    return await client.patch(f"/users/{account.id}", json=body, headers=account.headers)
+
+
 async def test_patch_changes_and_clears_email(client: AsyncClient, db: AsyncEngine) -> None:
-    user = await create(client, "hank", email="h@ex.io")
-    changed = await client.patch(f"/users/{user['id']}", json={"email": "h2@ex.io"})
+    hank = await register(client, "hank", email="h@ex.io")
+    changed = await patch(client, hank, {"email": "h2@ex.io"})
     assert changed.status_code == 200 and changed.json()["email"] == "h2@ex.io"
-    cleared = await client.patch(f"/users/{user['id']}", json={"email": None})
+    cleared = await patch(client, hank, {"email": None})
     assert cleared.json()["email"] is None
-    assert (await stored(db, user["id"]))["email"] is None
+    assert (await stored(db, hank.id))["email"] is None
 
 
 async def test_patch_password_rehashes_and_keeps_email(
     client: AsyncClient, db: AsyncEngine
 ) -> None:
-    user = await create(client, "ivy", email="i@ex.io")
-    before = (await stored(db, user["id"]))["password_hash"]
-    response = await client.patch(f"/users/{user['id']}", json={"password": "another-passphrase"})
+    ivy = await register(client, "ivy", email="i@ex.io")
+    before = (await stored(db, ivy.id))["password_hash"]
+    body = {"password": "another-passphrase", "current_password": PASSWORD}
+    response = await patch(client, ivy, body)
     assert response.status_code == 200
-    assert response.json() == user
-    after = (await stored(db, user["id"]))["password_hash"]
+    assert response.json() == ivy.user
+    after = (await stored(db, ivy.id))["password_hash"]
     assert after != before
     assert PasswordHash.recommended().verify("another-passphrase", after)
 
 
 async def test_patch_with_same_values_succeeds(client: AsyncClient) -> None:
-    user = await create(client, "jack", email="j@ex.io")
-    response = await client.patch(f"/users/{user['id']}", json={"email": "j@ex.io"})
+    jack = await register(client, "jack", email="j@ex.io")
+    response = await patch(client, jack, {"email": "j@ex.io"})
     assert response.status_code == 200
 
 
-async def test_patch_missing_user_is_404(client: AsyncClient) -> None:
-    response = await client.patch("/users/999", json={"email": "k@ex.io"})
+async def test_patch_missing_user_is_404(client: AsyncClient, db: AsyncEngine) -> None:
+    # Only an admin may act on another id, so only an admin can find it missing.
+    root = await register_admin(client, db)
+    response = await client.patch("/users/999", json={"email": "k@ex.io"}, headers=root.headers)
     assert response.status_code == 404
 
 
@@ -249,16 +263,17 @@ async def test_patch_missing_user_is_404(client: AsyncClient) -> None:
     "body", [{"username": "renamed"}, {"email": "bad"}, {"password": "short"}, [1]]
 )
 async def test_patch_invalid_body_is_422(client: AsyncClient, body: Any) -> None:
-    user = await create(client, "kim")
-    response = await client.patch(f"/users/{user['id']}", json=body)
+    kim = await register(client, "kim")
+    response = await patch(client, kim, body)
     assert response.status_code == 422
 
 
-async def test_delete_user_then_it_is_gone(client: AsyncClient) -> None:
-    user = await create(client, "liz")
-    assert (await client.delete(f"/users/{user['id']}")).status_code == 204
-    assert (await client.get(f"/show/{user['id']}")).status_code == 404
-    assert (await client.delete(f"/users/{user['id']}")).status_code == 404
+async def test_delete_user_then_it_is_gone(client: AsyncClient, db: AsyncEngine) -> None:
+    liz = await register(client, "liz")
+    root = await register_admin(client, db)
+    assert (await client.delete(f"/users/{liz.id}", headers=liz.headers)).status_code == 204
+    assert (await client.get(f"/show/{liz.id}")).status_code == 404
+    assert (await client.delete(f"/users/{liz.id}", headers=root.headers)).status_code == 404
 
 
 async def test_concurrent_creates_all_succeed(client: AsyncClient) -> None:
@@ -275,9 +290,9 @@ async def test_concurrent_creates_all_succeed(client: AsyncClient) -> None:
 
 
 async def test_concurrent_patches_and_creates_do_not_lock_out(client: AsyncClient) -> None:
-    users = [await create(client, f"p{i}") for i in range(5)]
+    users = [await register(client, f"p{i}") for i in range(5)]
     writes = [
-        client.patch(f"/users/{u['id']}", json={"email": f"p{i}@ex.io"})
+        client.patch(f"/users/{u.id}", json={"email": f"p{i}@ex.io"}, headers=u.headers)
         for i, u in enumerate(users)
     ]
     writes += [

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text
 
+from app.config import Settings
 from tests.support import alembic
 from tests.support.alembic import (
     HEAD,
@@ -15,9 +16,12 @@ from tests.support.alembic import (
     upgrade,
     with_database,
 )
+from tests.support.auth import log_in, register
+from tests.support.serving import serve
 
 EMAILS = ["a@b.cd", "法外狂徒@张小三.cn", "😀@x.io", "MiXeD@Ca.IO", "sp@ace.io ", None]
 ARCHIVE_0002 = "migration_archive_0002_user_list"
+ARCHIVE_0004 = "migration_archive_0004_user_list"
 
 
 def add_users(connection: Connection) -> None:
@@ -61,12 +65,33 @@ async def test_downgrade_then_upgrade_brings_every_email_back_byte_identical(
     before = await with_database(url, add_and_list_users)
     assert [row[3] for row in before] == EMAILS
 
-    run_alembic(url, "downgrade", "0001")
+    run_alembic(url, "downgrade", "0001")  # through every later revision to 0002's downgrade
     assert ARCHIVE_0002 in await with_database(url, tables)
     run_alembic(url, "upgrade", "head")
 
     assert await with_database(url, users) == before
     assert ARCHIVE_0002 not in await with_database(url, tables), "a restored archive is dropped"
+
+
+async def test_downgrade_then_upgrade_keeps_the_admins(database_url_at_head: str) -> None:
+    url = database_url_at_head
+
+    def add_admin_and_list_roles(connection: Connection) -> list[tuple[object, ...]]:
+        add_users(connection)
+        connection.execute(text("UPDATE user_list SET role = 'admin' WHERE username = 'user2'"))
+        return roles(connection)
+
+    def roles(connection: Connection) -> list[tuple[object, ...]]:
+        query = "SELECT id, username, role FROM user_list ORDER BY id"
+        return [tuple(r) for r in connection.execute(text(query))]
+
+    before = await with_database(url, add_admin_and_list_roles)
+    assert [r[2] for r in before] == ["user", "admin", "user", "user", "user", "user"]
+    run_alembic(url, "downgrade", "-1")
+    assert ARCHIVE_0004 in await with_database(url, tables)
+    run_alembic(url, "upgrade", "head")
+    assert await with_database(url, roles) == before
+    assert ARCHIVE_0004 not in await with_database(url, tables)
 
 
 async def test_restore_never_gives_an_archived_email_to_a_newer_user(
@@ -180,3 +205,21 @@ async def test_irreversible_downgrade_refuses_loudly_unless_allowed(
     allowed = start_alembic(url, "downgrade", "-1", cwd=root, migration_allow_data_loss="1")
     assert allowed.wait(timeout=120) == 0, allowed.communicate()[1]
     assert await with_database(url, version) == HEAD
+
+
+async def test_a_downgrade_below_0003_revokes_every_session_and_says_so(
+    database_url_at_head: str,
+) -> None:
+    """Deliberate and stated (0003's docstring, docs/migrations.md): sessions are not archived."""
+    settings = Settings(database_url=database_url_at_head)
+    async with serve(settings) as client:
+        account = await register(client, "stayer")
+    downgraded = run_alembic(database_url_at_head, "downgrade", "0002")
+    assert "dropping user_session revokes every session" in downgraded.stderr
+    assert not {"user_session", "login_throttle"} & await with_database(
+        database_url_at_head, tables
+    )
+    run_alembic(database_url_at_head, "upgrade", "head")
+    async with serve(settings) as client:
+        assert (await client.get("/users/me", headers=account.headers)).status_code == 401
+        await log_in(client, "stayer")  # the account itself is untouched

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.db import database_url
 from tests.support.alembic import HEAD, copy_project, run_alembic
 
-AT_HEAD = {"id", "username", "password_hash", "email", "username_key"}
+AT_HEAD = {"id", "username", "password_hash", "email", "role", "username_key"}
 
 
 async def columns(url: str) -> set[str] | None:
@@ -36,8 +36,8 @@ async def test_upgrade_downgrade_round_trip(empty_database_url: str) -> None:
     assert await columns(url) == AT_HEAD
 
     run_alembic(url, "downgrade", "-1")
-    assert await columns(url) == {"id", "username", "password_hash", "email"}
-    assert run_alembic(url, "current").stdout.strip().startswith("0002")
+    assert await columns(url) == AT_HEAD - {"username_key"}
+    assert run_alembic(url, "current").stdout.strip().startswith("0004")
 
     run_alembic(url, "downgrade", "0001")
     assert await columns(url) == {"id", "username", "password_hash"}
@@ -69,15 +69,19 @@ async def test_history_show_and_single_head(empty_database_url: str) -> None:
     history = run_alembic(url, "history").stdout
     assert "<base> -> 0001, create user_list" in history
     assert "0001 -> 0002, add email" in history
+    assert "0002 -> 0003, add user_session" in history
+    assert "0003 -> 0004, add role" in history
     assert f"-> {HEAD} (head), add username_key" in history
     assert "Revision ID: 0002" in run_alembic(url, "show", "0002").stdout
     assert run_alembic(url, "heads").stdout.split() == [HEAD, "(head)"]
 
 
-async def test_offline_sql_renders_both_migrations(backend: str, empty_database_url: str) -> None:
+async def test_offline_sql_renders_every_migration(backend: str, empty_database_url: str) -> None:
     sql = run_alembic(empty_database_url, "upgrade", "head", "--sql").stdout
     assert "CREATE TABLE user_list" in sql
     assert "ADD COLUMN email VARCHAR(12)" in sql
+    assert "CREATE TABLE user_session" in sql and "CREATE TABLE login_throttle" in sql
+    assert "ADD COLUMN role VARCHAR(16)" in sql
     assert ("ALGORITHM=INSTANT" in sql) == (backend != "sqlite")
     assert await columns(empty_database_url) is None  # --sql only prints
 
@@ -88,9 +92,10 @@ async def test_autogenerate_detects_a_model_change(
     """In a copy of the project: add a column to the model, autogenerate, get the next id."""
     copy_project(tmp_path)
     models = tmp_path / "app" / "models.py"
-    models.write_text(
-        models.read_text() + "\n    nickname: Mapped[str | None] = mapped_column(String(20))\n"
-    )
+    email = "    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))\n"
+    nickname = "    nickname: Mapped[str | None] = mapped_column(String(20))\n"
+    assert email in models.read_text()
+    models.write_text(models.read_text().replace(email, email + nickname))
     run_alembic(
         database_url_at_head, "revision", "--autogenerate", "-m", "add nickname", cwd=tmp_path
     )
@@ -98,4 +103,5 @@ async def test_autogenerate_detects_a_model_change(
     script = created.read_text()
     assert f"down_revision: str | Sequence[str] | None = '{HEAD}'" in script
     assert "op.add_column('nickname'" in script or "sa.Column('nickname'" in script
+    assert "batch_alter_table('user_list'" in script or "add_column('user_list'" in script
     assert "drop_table" not in script and "drop_column" in script

@@ -74,7 +74,7 @@ async def test_upgrade_behind_a_12s_transaction_never_stalls_reads(
     assert len(waits) > HOLD_S / (READ_EVERY_S + MAX_READ_WAIT_S)
     assert await asyncio.to_thread(on_database, url, state) == (
         HEAD,
-        {"id", "username", "password_hash", "email", "username_key"},
+        {"id", "username", "password_hash", "email", "role", "username_key"},
     )
 
 

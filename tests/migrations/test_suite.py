@@ -63,6 +63,13 @@ def revisions() -> list[str]:
     return [r.revision for r in reversed(list(script.walk_revisions()))]
 
 
+def discarded_on_downgrade(revision: str) -> set[str]:
+    """Tables whose rows `revision`'s downgrade drops on purpose, as the revision declares
+    (0003: sessions are revoked, failed-login counts forgotten; docs/migrations.md)."""
+    module = ScriptDirectory.from_config(project_alembic_config()).get_revision(revision).module
+    return set(getattr(module, "discarded_on_downgrade", ()))
+
+
 def snapshot(url: str) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     return on_database(url, lambda c: (schema_snapshot(c), table_rows(c)))
 
@@ -105,5 +112,9 @@ def test_every_step_undoes_exactly_and_keeps_data_both_ways(migration_url: str) 
         asyncio.run(upgrade(url, revision))
         schema_again, rows_again = snapshot(url)
         assert schema_again == schema_after, f"re-upgrade to {revision} differs from the first"
+        discarded = discarded_on_downgrade(revision)
+        for table in discarded:
+            assert rows_again.pop(table) == [], f"{revision}: {table} was meant to come back empty"
+            rows_after.pop(table)
         assert rows_again == rows_after, f"{revision}: data did not come back byte-identical"
         previous = revision

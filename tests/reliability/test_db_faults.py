@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.main import create_app
+from tests.support.auth import bearer, log_in
 from tests.support.backends import url_string
 from tests.support.tcp_proxy import TcpProxy
 
@@ -53,20 +54,27 @@ async def timed(call: Awaitable[Response]) -> tuple[Response, float]:
     return response, time.monotonic() - start
 
 
-def requests(client: AsyncClient, user_id: int) -> list[Callable[[], Awaitable[Response]]]:
+def requests(
+    client: AsyncClient, user_id: int, token: str
+) -> list[Callable[[], Awaitable[Response]]]:
+    auth = bearer(token)
+    login = {"username": "someone", "password": PASSWORD}
     return [
         lambda: client.get(f"/users/{user_id}"),
         lambda: client.get(f"/show/{user_id}"),
         lambda: client.get("/users"),
         lambda: client.post("/users", json={"username": "new", "password": PASSWORD}),
-        lambda: client.patch(f"/users/{user_id}", json={"email": "x@ex.io"}),
-        lambda: client.delete(f"/users/{user_id}"),
+        lambda: client.patch(f"/users/{user_id}", json={"email": "x@ex.io"}, headers=auth),
+        lambda: client.delete(f"/users/{user_id}", headers=auth),
+        lambda: client.get("/users/me", headers=auth),
+        lambda: client.post("/auth/login", data=login),
     ]
 
 
-async def assert_unavailable_quickly(client: AsyncClient, user_id: int) -> None:
+async def assert_unavailable_quickly(client: AsyncClient, user_id: int, token: str) -> None:
     answers = await asyncio.gather(
-        *(timed(call()) for call in requests(client, user_id)), timed(client.get("/health"))
+        *(timed(call()) for call in requests(client, user_id, token)),
+        timed(client.get("/health")),
     )
     for response, elapsed in answers:
         assert response.status_code == 503, (response.request.url, response.text)
@@ -89,9 +97,11 @@ async def wait_for_recovery(client: AsyncClient, user_id: int) -> float:
 
 
 async def create(client: AsyncClient, username: str) -> dict[str, Any]:
+    """Register `username`; the answer, with the token of a login added as "token"."""
     response = await client.post("/users", json={"username": username, "password": PASSWORD})
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
+    body["token"] = await log_in(client, username, PASSWORD)
     return body
 
 
@@ -110,7 +120,7 @@ async def test_cut_database_answers_503_quickly_then_recovers(
     await assert_all_reads_succeed(client, user["id"])  # fill the pool with soon-stale links
 
     proxy.cut()
-    await assert_unavailable_quickly(client, user["id"])
+    await assert_unavailable_quickly(client, user["id"], user["token"])
 
     proxy.restore()
     await wait_for_recovery(client, user["id"])
@@ -130,7 +140,7 @@ async def test_stalled_database_answers_503_within_deadline_then_recovers(
         await assert_all_reads_succeed(client, user["id"])
 
         proxy.stall()
-        await assert_unavailable_quickly(client, user["id"])
+        await assert_unavailable_quickly(client, user["id"], user["token"])
 
         proxy.restore()
         await wait_for_recovery(client, user["id"])
@@ -176,7 +186,10 @@ async def test_connect_to_a_database_that_never_answers_fails_within_connect_tim
     patient = settings.model_copy(update={"request_timeout_s": 60.0})
     async with serve(patient) as (app, client):
         user = await create(client, "patient")
-        await app.state.runtime.engine.dispose()  # every request now needs a new connection
+        # Every request now needs a new connection (the login filled the read pool too).
+        await app.state.runtime.engine.dispose()
+        if app.state.runtime.read_pool is not None:
+            await app.state.runtime.read_pool.dispose()
         proxy.stall()
         answers = await asyncio.gather(
             timed(client.get(f"/users/{user['id']}")), timed(client.get("/health"))

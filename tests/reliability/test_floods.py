@@ -5,34 +5,20 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.cpu_limit import available_cpus
 from app.hashing import HashingPool
 from app.limits import RateLimitMiddleware
-from app.main import create_app
+from tests.support.serving import serve
 
 PASSWORD = "flood-Passw0rd"
-
-
-@asynccontextmanager
-async def serve(
-    settings: Settings, *, client: tuple[str, int] = ("127.0.0.1", 50000), **overrides: Any
-) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings.model_copy(update=overrides))
-    transport = ASGITransport(app=app, client=client)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
 
 
 async def usernames(db: AsyncEngine) -> set[str]:
@@ -44,10 +30,10 @@ def hashing_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.startswith("argon2"))
 
 
-def test_hashing_pool_is_sized_from_cpu_count() -> None:
+def test_hashing_pool_is_sized_from_the_cpus_this_process_may_use() -> None:
     pool = HashingPool(threads=0, wait_s=1, queue_max=1)
     try:
-        assert pool.threads == os.cpu_count()
+        assert pool.threads == available_cpus() == len(os.sched_getaffinity(0))
     finally:
         pool.close()
 

@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 from httpx import AsyncClient, Response
 from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import hashing
 from app.config import Settings
 from app.db import create_engine, database_url
 from tests.support.backends import url_string
@@ -31,18 +29,14 @@ CUTS = 6
 PASSWORD = "no-Lost-writes-1"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The hash is not under test here, the window between it and the commit is: a cheap
-    # argon2id lets hundreds of creates meet the cuts within a second or two.
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(hashing, "default_password_hash", lambda: cheap)
-
-
 @pytest.fixture
 def settings(database_url_at_head: str, proxy: TcpProxy) -> Settings:
     url = make_url(database_url_at_head).set(host="127.0.0.1", port=proxy.port)
-    return Settings(database_url=url_string(url), request_timeout_s=3)
+    # The hash is not under test here, the window between it and the commit is: a cheap
+    # argon2id lets hundreds of creates meet the cuts within a second or two.
+    return Settings(
+        database_url=url_string(url), request_timeout_s=3, hash_memory_kib=1024, hash_time_cost=1
+    )
 
 
 @pytest.fixture
@@ -98,7 +92,7 @@ async def test_every_acknowledged_create_is_stored_and_failures_retry_safely(
                 text("SELECT id, username, email, password_hash FROM user_list")
             )
         }
-    cheap = hashing.default_password_hash()
+    verifier = PasswordHash.recommended()  # argon2 reads the cost from the hash itself
     for i, response in enumerate(first):
         if response.status_code == 201:
             acknowledged = response.json()
@@ -108,7 +102,7 @@ async def test_every_acknowledged_create_is_stored_and_failures_retry_safely(
                 f"w{i}",
                 f"w{i}@ex.io",
             )
-            assert cheap.verify(PASSWORD, row.password_hash)
+            assert verifier.verify(PASSWORD, row.password_hash)
 
     # Retry every failure once the database is back: 201 if it had created nothing, 409 if
     # its commit landed before the link was cut. Either way there is exactly one row.

@@ -5,12 +5,16 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
 REQUIRE_MYSQL = os.environ.get("REQUIRE_MYSQL") == "1"
+# The login throttle's Redis store; tests use keys under a prefix of their own.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("REQUIRE_REDIS") == "1"
 BACKENDS: Sequence[str] = ("sqlite", "mariadb")
 # The migration tests also run once with SQLAlchemy's own MariaDB scheme, mariadb+aiomysql://.
 MIGRATION_BACKENDS: Sequence[str] = (*BACKENDS, "mariadb-scheme")
@@ -31,6 +35,28 @@ async def mysql_reachable(url: URL) -> str | None:
     finally:
         await engine.dispose()
     return None
+
+
+async def redis_reachable(url: str) -> str | None:
+    """None if Redis answers PING, else why not."""
+    client = aioredis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+    return None
+
+
+async def delete_redis_keys(url: str, prefix: str) -> None:
+    client = aioredis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 def with_scheme(backend: str, url: URL) -> URL:

@@ -1,6 +1,7 @@
 """Read a test database as the migration tests compare it: schema, rows, sample data."""
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, inspect, text
@@ -81,10 +82,10 @@ def insert_sample_rows(connection: Connection, tag: str) -> None:
         if is_bookkeeping_table(table):
             continue
         values: dict[str, Any] = {}
-        generated = set(inspector.get_pk_constraint(table)["constrained_columns"])
+        key = set(inspector.get_pk_constraint(table)["constrained_columns"])
         for column in inspector.get_columns(table):
-            if column["name"] in generated:  # integer primary keys number themselves
-                continue
+            if column["name"] in key and _is_integer(column["type"]):
+                continue  # integer primary keys number themselves
             values[column["name"]] = sample_value(column["type"], tag)
         for (derived_table, name), derive in DERIVED.items():
             if derived_table == table and name in values:
@@ -95,6 +96,13 @@ def insert_sample_rows(connection: Connection, tag: str) -> None:
             text(f"INSERT INTO {table} ({names}) VALUES ({marks})"),
             values,
         )
+
+
+def _is_integer(type_: Any) -> bool:
+    try:
+        return bool(type_.python_type is int)
+    except NotImplementedError:
+        return False
 
 
 def sample_value(type_: Any, tag: str) -> Any:
@@ -110,6 +118,8 @@ def sample_value(type_: Any, tag: str) -> Any:
         return 7
     if python_type is bool:
         return True
+    if python_type is datetime:  # whole seconds: MariaDB's DATETIME keeps no fraction
+        return datetime(2026, 11, 25, 16, 33, 8)
     return f"{tag}"
 
 
