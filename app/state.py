@@ -10,6 +10,7 @@ from app.config import Settings
 from app.db import create_engine, create_read_pool, create_sessionmaker, database_url
 from app.db_pool import ReadPool
 from app.hashing import HashingPool
+from app.limits import RateLimiter
 
 
 @dataclass
@@ -21,6 +22,8 @@ class AppState:
     # MySQL/MariaDB: the autocommit pool for read-only routes; None elsewhere.
     read_pool: ReadPool | None
     hasher: HashingPool
+    # Rate-limit allowances (in memory, or shared through Redis): app.limits.
+    limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings) -> "AppState":
@@ -31,6 +34,7 @@ class AppState:
             sessionmaker=create_sessionmaker(engine),
             read_pool=create_read_pool(settings, url),
             hasher=HashingPool.from_settings(settings),
+            limiter=RateLimiter.from_settings(settings),
         )
 
     @asynccontextmanager

@@ -1,8 +1,10 @@
 """HTTP routes for users: the tutorial's `/user/add` and `/show/{id}`, and the `/users` resource."""
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BeforeValidator
 
 from app import crud
 from app.deps import HasherDep, ReadConnectionDep, SessionDep
@@ -12,7 +14,21 @@ from app.hashing import HashingPool
 from app.schemas import PAGE_SIZE_MAX, UserCreate, UserOut, UserPage, UserUpdate
 
 # Ids are 64-bit on every backend: a larger number is a client error, not an overflow (500).
-UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1])]
+# And written one way only: int() would also take `1_0` (10), `+1`, `01` and ` 1`.
+CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def _canonical_id(value: object) -> object:
+    if isinstance(value, str) and CANONICAL_ID.fullmatch(value) is None:
+        raise ValueError("must be a positive integer in plain decimal digits, without a leading 0")
+    return value
+
+
+UserId = Annotated[
+    int,
+    BeforeValidator(_canonical_id),
+    Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1]),
+]
 
 router = APIRouter()
 
