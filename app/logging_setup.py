@@ -15,8 +15,13 @@ from pythonjsonlogger.json import JsonFormatter
 from app.config import Settings
 
 # The record attributes every line carries, renamed to what log pipelines expect.
-JSON_FIELDS = ("levelname", "name", "message", "correlation_id")
-RENAMED = {"levelname": "level", "name": "logger", "correlation_id": "request_id"}
+JSON_FIELDS = ("levelname", "name", "message", "correlation_id", "process")
+RENAMED = {
+    "levelname": "level",
+    "name": "logger",
+    "correlation_id": "request_id",
+    "process": "pid",
+}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
 
 
