@@ -124,11 +124,14 @@ def set_database_reachable(reachable: bool) -> None:
 
 def set_migration_journal(rows: Sequence[tuple[str, bool, int, datetime | None]]) -> None:
     """(direction, success, count, latest start) per group of journal rows."""
+    counts = {(d, r): 0 for d in ("upgrade", "downgrade", "stamp") for r in ("ok", "failed")}
     latest: datetime | None = None
     for direction, success, count, started in rows:
-        MIGRATION_STEPS.labels(direction, "ok" if success else "failed").set(count)
+        counts[(direction, "ok" if success else "failed")] = count
         if started is not None and (latest is None or started > latest):
             latest = started
+    for (direction, result), count in counts.items():  # every series, zeros included
+        MIGRATION_STEPS.labels(direction, result).set(count)
     if latest is not None:
         MIGRATION_LAST.set(latest.replace(tzinfo=UTC).timestamp())
 
