@@ -7,9 +7,9 @@ BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000). Results go to bench/out/resu
 docs/benchmarks.md (+ docs/benchmarks.png).
 
 BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, latency,
-sqlite and migration (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a partial run
-prints its figures as it goes and writes bench/out/results-partial.json; docs/benchmarks.md,
-which needs every scenario, is left as it is.
+observability, sqlite and migration (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`).
+Such a partial run prints its figures as it goes and writes bench/out/results-partial.json;
+docs/benchmarks.md, which needs every scenario, is left as it is.
 """
 # ruff: noqa: S607, RUF001  (runs wrk from PATH; the CPU line has a multiplication sign)
 
@@ -29,9 +29,11 @@ from bench.scenarios.hashing import scenario_hashing
 from bench.scenarios.latency import scenario_latency
 from bench.scenarios.migration import scenario_migration
 from bench.scenarios.mysql import scenario_mysql
+from bench.scenarios.observability import scenario_observability
 from bench.scenarios.sqlite import scenario_sqlite
 
-SCENARIOS = ("hashing", "mysql", "latency", "sqlite", "migration")  # in the order they run
+# In the order they run.
+SCENARIOS = ("hashing", "mysql", "latency", "observability", "sqlite", "migration")
 
 
 def only_scenarios() -> tuple[str, ...] | None:
@@ -84,7 +86,7 @@ def main() -> None:
         results["config"]["only"] = list(only)
     secret = password_hash()
     # bench_ours / bench_baseline serve both the direct and the delayed MariaDB scenarios.
-    mariadb = "mysql" in chosen or "latency" in chosen
+    mariadb = bool({"mysql", "latency", "observability"} & set(chosen))
     if mariadb:
         prepare_mysql(secret)
     if "hashing" in chosen:
@@ -93,6 +95,8 @@ def main() -> None:
         scenario_mysql(results)
     if "latency" in chosen:
         scenario_latency(results)
+    if "observability" in chosen:
+        scenario_observability(results)
     if "sqlite" in chosen:
         scenario_sqlite(results, secret)
     if "migration" in chosen:
