@@ -30,7 +30,7 @@ async def make_user(client: AsyncClient, name: str = "target") -> int:
 
 async def count_users(db: AsyncEngine) -> int:
     async with db.connect() as connection:
-        return int((await connection.execute(text("SELECT COUNT(*) FROM user_list"))).scalar())
+        return int((await connection.execute(text("SELECT COUNT(*) FROM user_list"))).scalar_one())
 
 
 @asynccontextmanager
@@ -192,7 +192,7 @@ def test_an_unknown_setting_in_env_file_is_refused_without_its_value(tmp_path: P
     env = tmp_path / ".env"
     env.write_text("DATABSE_URL=mysql+aiomysql://root:s3cret-pw@db/app\nLOG_LEVEL=INFO\n")
     with pytest.raises(ValidationError) as raised:
-        Settings(_env_file=env)  # type: ignore[call-arg]
+        Settings(_env_file=env)
     assert "unknown setting(s) DATABSE_URL" in str(raised.value)
     assert "s3cret-pw" not in str(raised.value)
 

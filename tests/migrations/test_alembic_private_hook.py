@@ -58,7 +58,7 @@ def test_run_migrations_walks_the_replaced_function_with_heads_and_context() -> 
 
 def test_the_steps_carry_what_the_journal_reads() -> None:
     script = script_directory()
-    (first, *_rest) = list(script._upgrade_revs("head", ()))
+    (first, *_rest) = list(script._upgrade_revs("head", "base"))
     assert isinstance(first, RevisionStep)
     assert first.is_upgrade is True
     assert isinstance(first.revision, Script)

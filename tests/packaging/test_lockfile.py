@@ -20,7 +20,7 @@ PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)")
 
 
 def pins(lock: Path) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in lock.read_text().splitlines():
         match = PIN.match(line)
         if match:
