@@ -25,7 +25,9 @@ class HostCheckMiddleware:
     an instance by its IP.
     """
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str], exempt: Collection[str]):
+    def __init__(
+        self, app: ASGIApp, *, allowed_hosts: Sequence[str], exempt: Collection[str]
+    ) -> None:
         self.app = app
         self.exempt = frozenset(exempt)
         self.trusted = TrustedHostMiddleware(
