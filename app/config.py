@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # A fixed pool: overflow connections opened and closed ~20 times a second under steady load
     # (bench/). MySQL/MariaDB also get an autocommit read pool of the same size.
     db_pool_size: PositiveInt = 20
-    db_max_overflow: NonNegativeInt = 0
+    db_max_overflow: Annotated[int, Field(ge=-1)] = 0  # -1: no limit (SQLAlchemy)
     # Recycle pooled MySQL connections before the server's wait_timeout drops them.
     db_pool_recycle_s: PositiveInt = 1800
     # What to do when the database carries a revision this code does not know (rolling deploys).
