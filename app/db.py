@@ -14,7 +14,12 @@ from sqlalchemy.pool import NullPool
 
 from app.backend import is_mysql, is_sqlite
 from app.config import Settings
-from app.db_pool import ReadPool, bounded_aiomysql_connect, ping_idle_connections
+from app.db_pool import (
+    CountingQueuePool,
+    ReadPool,
+    bounded_aiomysql_connect,
+    ping_idle_connections,
+)
 
 
 def database_url(raw: str) -> URL:
@@ -54,7 +59,10 @@ def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict
             )
     if not pooled:
         options["poolclass"] = NullPool
-    elif not is_sqlite(url):
+        return options
+    if not is_sqlite(url) or url.database not in (None, "", ":memory:"):
+        options["poolclass"] = CountingQueuePool  # SQLAlchemy's default, plus a waiting count
+    if not is_sqlite(url):
         options.update(
             # No pre-ping on every checkout (a round trip per request): `ping_idle_connections`
             # pings only connections that sat idle, and LIFO keeps the busy ones in use.

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 
 def bounded_aiomysql_connect(timeout_s: float) -> Callable[..., Awaitable[Any]]:
@@ -47,6 +48,11 @@ class ReadPool:
         self.limit = limit
         self.timeout_s = timeout_s
         self._gate: asyncio.Semaphore | None = None
+        self.waiting = 0  # requests queued at the gate (a metric)
+
+    @property
+    def in_use(self) -> int:
+        return int(getattr(self.engine.sync_engine.pool, "checkedout", lambda: 0)())
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -55,6 +61,7 @@ class ReadPool:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         if self._gate is None:  # made on first use, so it belongs to the running loop
             self._gate = asyncio.Semaphore(self.limit)
+        self.waiting += 1
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self._gate.acquire()
@@ -62,11 +69,30 @@ class ReadPool:
             raise PoolTimeoutError(
                 f"no pooled read connection within {self.timeout_s:g} s"
             ) from None
+        finally:
+            self.waiting -= 1
         try:
             async with self.engine.connect() as connection:
                 yield connection
         finally:
             self._gate.release()
+
+
+class CountingQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, counting the checkouts under way: the requests waiting
+    for a connection (for a free one, or for a new one to connect). A metric (app.metrics)."""
+
+    waiting = 0
+    # Log as the pool it extends: SQLAlchemy keeps its own loggers at WARNING unless asked.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        # The pool's one override point for getting a connection; runs in the request's greenlet.
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
 
 
 # A connection back in use within this many seconds is taken as alive; older ones are pinged.

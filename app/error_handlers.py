@@ -7,10 +7,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app.exceptions import DatabaseUnavailable, DomainError
+from app.exceptions import DatabaseUnavailable, DomainError, SchemaNotReady, Unavailable
+from app.metrics import count_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,26 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     PoolTimeoutError,
     OSError,  # a socket error the driver did not wrap
 )
+
+# MySQL/MariaDB: no such table, no such column. SQLite says so in words.
+MISSING_SCHEMA_CODES = frozenset({1146, 1054})
+MISSING_SCHEMA_WORDS = ("no such table", "no such column")
+
+
+def is_missing_schema(exc: BaseException) -> bool:
+    """Is this driver error a table or column the code expects and the database lacks?"""
+    if not isinstance(exc, DBAPIError):
+        return False
+    args = getattr(exc.orig, "args", ())
+    if args and args[0] in MISSING_SCHEMA_CODES:
+        return True
+    return str(exc.orig).startswith(MISSING_SCHEMA_WORDS)
+
+
+def _reason(error: DomainError) -> str:
+    """`HashingBusy` -> `hashing_busy`: the metric label for a refusal."""
+    name = type(error).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 class ErrorMessage(BaseModel):
@@ -64,6 +85,8 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    if isinstance(exc, Unavailable):
+        count_refusal(exc.status_code, _reason(exc))
     return error_response(exc)
 
 
@@ -80,8 +103,18 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     # Log the kind of failure only: driver messages can carry statement parameters.
+    if is_missing_schema(exc):
+        logger.error("database schema does not match the code: %s", type(exc).__name__)
+        return await _domain_error(_request, SchemaNotReady())
     logger.warning("database unavailable: %s", type(exc).__name__)
-    return error_response(DatabaseUnavailable())
+    return await _domain_error(_request, DatabaseUnavailable())
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Any other driver error is a bug of ours: the catch-all in app.access_log answers a JSON 500.
+    if is_missing_schema(exc):
+        return await _database_unavailable(request, exc)
+    raise exc
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -89,3 +122,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for exc_type in DATABASE_ERRORS:
         app.add_exception_handler(exc_type, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)

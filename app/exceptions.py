@@ -132,3 +132,11 @@ class DatabaseUnavailable(Unavailable):
 class RequestTimedOut(Unavailable):
     description = "The request took longer than the deadline: see Retry-After"
     message = "request took too long, retry later"
+
+
+class SchemaNotReady(Unavailable):
+    """The database's schema is not the code's (a table or column missing): a migration is
+    pending or was rolled back, so retry once it has run."""
+
+    description = "The database schema does not match this service: see Retry-After"
+    message = "database schema does not match this service, retry later"

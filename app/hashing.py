@@ -132,5 +132,10 @@ class HashingPool:
         finally:
             slots.release()
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a free hasher (a metric)."""
+        return self._waiting
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

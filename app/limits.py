@@ -1,25 +1,30 @@
-"""ASGI middleware that bounds what one request or one client can cost: body size, time, writes.
+"""What one request or one client can cost: body size, time, and a rate of writes.
 
-Each answers with the service's JSON error shape: 413 for a body over the cap, 503 with
-`Retry-After` for a request past its deadline, 429 with `Retry-After` for a client over its
-write rate.
+Each middleware answers with the service's JSON error shape: 413 for a body over the cap, 503
+with `Retry-After` for a request past its deadline, 429 with `Retry-After` for a client over
+its write rate. `RateLimiter` holds the allowances, shared between workers through Redis.
 """
 
 import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict
 
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import Settings
 from app.error_handlers import error_response
 from app.exceptions import RequestTimedOut
+from app.metrics import count_refusal
 
 logger = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+REDIS_TIMEOUT_S = 0.25
 
 
 class BodyLimitMiddleware:
@@ -67,6 +72,7 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        count_refusal(413, "body_too_large")
         response = JSONResponse(
             {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
         )
@@ -104,34 +110,81 @@ class DeadlineMiddleware:
             if not deadline.expired() or started:
                 raise
             logger.warning("request timed out: %s %s", scope["method"], scope["path"])
+            count_refusal(503, "request_timeout")
             await error_response(RequestTimedOut())(scope, receive, send)
 
 
-class RateLimitMiddleware:
-    """A token bucket per client address on write routes: `burst` at once, then `per_minute`.
+class RateLimiter:
+    """Allowances per key, counted by the `limits` library (a moving window).
 
-    Keyed on the peer address as the server reports it; behind a reverse proxy, run uvicorn
-    with `--proxy-headers` and `--forwarded-allow-ips` so that is the real client.
+    In memory for this process by default; in Redis when `REDIS_URL` is set, so every worker
+    and replica draws on one allowance per client. The write limit uses it through
+    `RateLimitMiddleware`; any other limit (a login limit per account, say) calls `wait_for`
+    with its own `RateLimitItem` and key parts, e.g.
+    `await limiter.wait_for(login_limit, "login", username)`.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, per_minute: int, burst: int, max_clients: int = 10_000
-    ) -> None:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.strategy = MovingWindowRateLimiter(storage)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RateLimiter":
+        if not settings.redis_url:
+            return cls(MemoryStorage())
+        # Short socket timeouts: a stalled Redis costs a write a fraction of a second, then
+        # the limit is skipped (see wait_for), never the request's whole deadline.
+        storage = RedisStorage(
+            f"async+{settings.redis_url}",
+            implementation="redispy",
+            key_prefix=settings.rate_limit_key_prefix,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+        return cls(storage)
+
+    async def wait_for(self, item: RateLimitItem, *key: str) -> float:
+        """Take one from `key`'s allowance under `item`: 0 if granted, else the seconds until
+        one frees up. If the storage fails the request is let through (and logged): a Redis
+        outage must not take the writes down with it."""
+        try:
+            if await self.strategy.hit(item, *key):
+                return 0.0
+            stats = await self.strategy.get_window_stats(item, *key)
+        except Exception as exc:
+            logger.warning("rate limit storage failed, not limiting: %s", type(exc).__name__)
+            return 0.0
+        return max(stats.reset_time - time.time(), 0.001)
+
+
+def write_limit(per_minute: int, burst: int) -> RateLimitItem:
+    """`burst` writes in any window of burst/rate: at most `burst` at once, `per_minute` a
+    minute sustained (the token bucket's promise, as a moving window)."""
+    window_s = max(1, math.ceil(60 * burst / per_minute))
+    return RateLimitItemPerSecond(burst, window_s)
+
+
+class RateLimitMiddleware:
+    """Writes (POST, PUT, PATCH, DELETE) per client address, through the app's `RateLimiter`.
+
+    The address is the peer's, or the one a trusted proxy forwarded: uvicorn rewrites it from
+    X-Forwarded-For only for the proxies in `FORWARDED_ALLOW_IPS` (`python -m app.serve` passes
+    it on), so a client cannot choose its own bucket by sending that header.
+    """
+
+    def __init__(self, app: ASGIApp, *, per_minute: int, burst: int) -> None:
         self.app = app
-        self.rate = per_minute / 60
-        self.burst = max(burst, 1)
-        self.max_clients = max_clients
-        # client -> (tokens, when they were counted); least recently seen first.
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.limit = write_limit(per_minute, burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        key = client[0] if client else "unknown"
-        wait = self._take(key, time.monotonic())
+        limiter: RateLimiter = scope["app"].state.runtime.limiter
+        wait = await limiter.wait_for(self.limit, "writes", client[0] if client else "unknown")
         if wait > 0:
+            count_refusal(429, "rate_limited")
             response = JSONResponse(
                 {"detail": "too many write requests, slow down"},
                 status_code=429,
@@ -140,17 +193,3 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-    def _take(self, key: str, now: float) -> float:
-        """Take a token for `key`; 0 if there was one, else the seconds until there is."""
-        tokens, then = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        wait = 0.0
-        if tokens >= 1:
-            tokens -= 1
-        else:
-            wait = (1 - tokens) / self.rate
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        return wait

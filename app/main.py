@@ -1,4 +1,4 @@
-"""Application factory: a lifespan that owns the runtime state; routers, handlers, limits."""
+"""Application factory: a lifespan that owns the runtime state; routers, handlers, middleware."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -6,13 +6,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import metrics
+from app.access_log import AccessMiddleware
 from app.config import Settings, get_settings
 from app.db import database_url, redact
+from app.edge import DuplicateKeyMiddleware, HostCheckMiddleware, SecurityHeadersMiddleware
 from app.error_handlers import COMMON_RESPONSES, install_error_handlers
 from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
+from app.logging_setup import configure_logging
 from app.migrate.gate import SchemaMismatch, check_schema
+from app.request_id import HEADER, CorrelationIdMiddleware, is_valid_request_id
+from app.routes import metrics as metrics_route
 from app.routes.auth import router as auth_router
 from app.routes.health import router as health_router
+from app.routes.probes import router as probes_router
 from app.routes.users import router as users_router
 from app.state import AppState
 
@@ -30,9 +37,14 @@ def _quiet_driver_loggers() -> None:
             driver.setLevel(logging.INFO)
 
 
+# Paths that answer whatever the Host header: load balancers and scrapers use the IP.
+HOST_EXEMPT = ("/livez", "/readyz", "/health", "/metrics")
+
+
 async def _check_schema_or_refuse(state: AppState, settings: Settings) -> None:
     try:
-        await check_schema(state.engine, settings.schema_ahead_policy)
+        status = await check_schema(state.engine, settings.schema_ahead_policy)
+        metrics.set_schema_revision(status.database_revision, status.code_revision)
     except SchemaMismatch as exc:
         logger.error("refusing to start: %s", exc)
         raise
@@ -49,12 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(config)
         _quiet_driver_loggers()
         state = AppState.build(config)
         try:
             await _check_schema_or_refuse(state, config)
             app.state.runtime = state
-            yield
+            if config.metrics_enabled:
+                async with metrics.sampling(state):
+                    yield
+            else:
+                yield
         finally:
             await state.close()
 
@@ -64,9 +81,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         responses=COMMON_RESPONSES,
+        docs_url="/docs" if config.docs_enabled else None,
+        redoc_url="/redoc" if config.docs_enabled else None,
+        openapi_url="/openapi.json" if config.docs_enabled else None,
     )
     install_error_handlers(app)
-    # Added innermost first: a request meets the deadline, then the rate limit, then the body cap.
+    # Added innermost first. A request meets: the request id (every later line and answer
+    # carries it), the security headers, the access line and metrics (which see every answer,
+    # a JSON 500 included), the Host check, the deadline, the rate limit, the body cap, and the
+    # duplicate-key check (which reads the body the cap has bounded).
+    app.add_middleware(DuplicateKeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.rate_limit_writes_per_minute > 0:
         app.add_middleware(
@@ -75,9 +99,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             burst=config.rate_limit_burst,
         )
     app.add_middleware(DeadlineMiddleware, timeout_s=config.request_timeout_s)
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=config.allowed_hosts, exempt=HOST_EXEMPT)
+    app.add_middleware(
+        AccessMiddleware, access_log=config.access_log, metrics=config.metrics_enabled
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(CorrelationIdMiddleware, header_name=HEADER, validator=is_valid_request_id)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(health_router)
+    app.include_router(probes_router)
+    if config.metrics_enabled:
+        app.include_router(metrics_route.build_router(config.metrics_allowed_networks))
     return app
 
 

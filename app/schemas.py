@@ -197,3 +197,7 @@ class Health(BaseModel):
     revision: str | None
     code_revision: str
     schema_matches_code: bool
+
+
+class Probe(BaseModel):
+    status: str

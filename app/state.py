@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import create_engine, create_read_pool, create_sessionmaker, database_url
 from app.db_pool import ReadPool
 from app.hashing import HashingPool
+from app.limits import RateLimiter
 from app.login_throttle import ThrottleStore, throttle_store
 
 
@@ -29,6 +30,8 @@ class AppState:
     settings: Settings
     # What sessions and the database throttle take as now (tests move it).
     clock: Clock
+    # Rate-limit allowances (in memory, or shared through Redis): app.limits.
+    limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utc_now) -> "AppState":
@@ -46,6 +49,7 @@ class AppState:
             throttle=throttle_store(settings, engine, now),
             settings=settings,
             clock=clock,
+            limiter=RateLimiter.from_settings(settings),
         )
         return state
 

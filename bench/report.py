@@ -370,6 +370,15 @@ def write(results: dict[str, Any]) -> None:
                   f"{drv_ratio:.2f}× "
                   f"({med(drv['rounds']['asyncmy']):,.0f} vs "
                   f"{med(drv['rounds']['aiomysql']):,.0f} req/s) |")  # fmt: skip
+    obs = results.get("observability_c64")
+    if obs and "rounds" in obs:
+        for side, label in (("ours_observed", "JSON access log + metrics on"),
+                            ("ours_production", "as `python -m app.serve` runs it")):  # fmt: skip
+            md.append(f"| GET /show c=64, {label} / both off (median of paired rounds) | "
+                      f"{ratio(obs, side, 'ours'):.2f}× ({med(obs['rounds'][side]):,.0f} vs "
+                      f"{med(obs['rounds']['ours']):,.0f} req/s; p99 "
+                      f"{_ms(med(obs['rounds'][side], 'p99_us'))} vs "
+                      f"{_ms(med(obs['rounds']['ours'], 'p99_us'))} ms) |")  # fmt: skip
     if "migration" in results:
         m = results["migration"]
         load = m["load"]

@@ -7,8 +7,9 @@ BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows). Re
 bench/out/results.json and docs/benchmarks.md (+ docs/benchmarks.png).
 
 BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, login,
-latency, sqlite, migration and backfill (bench/scenarios/; e.g. `BENCH_ONLY=mysql,latency`). Such a
-partial run prints its figures as it goes and writes bench/out/results-partial.json;
+latency, observability, sqlite, migration and backfill (bench/scenarios/; e.g.
+`BENCH_ONLY=mysql,latency`). Such a partial run prints its figures as it goes and writes
+bench/out/results-partial.json;
 docs/benchmarks.md, which needs every scenario, is left as it is.
 """
 # ruff: noqa: S607, RUF001  (runs wrk from PATH; the CPU line has a multiplication sign)
@@ -31,10 +32,20 @@ from bench.scenarios.latency import scenario_latency
 from bench.scenarios.login import scenario_login
 from bench.scenarios.migration import scenario_migration
 from bench.scenarios.mysql import scenario_mysql
+from bench.scenarios.observability import scenario_observability
 from bench.scenarios.sqlite import scenario_sqlite
 
 # In the order they run (hashing first: the create and login figures are read against it).
-SCENARIOS = ("hashing", "mysql", "login", "latency", "sqlite", "migration", "backfill")
+SCENARIOS = (
+    "hashing",
+    "mysql",
+    "login",
+    "latency",
+    "observability",
+    "sqlite",
+    "migration",
+    "backfill",
+)
 
 
 def only_scenarios() -> tuple[str, ...] | None:
@@ -87,7 +98,7 @@ def main() -> None:
         results["config"]["only"] = list(only)
     secret = password_hash()
     # bench_ours / bench_baseline serve both the direct and the delayed MariaDB scenarios.
-    mariadb = bool({"mysql", "login", "latency"} & set(chosen))
+    mariadb = bool({"mysql", "login", "latency", "observability"} & set(chosen))
     if mariadb:
         prepare_mysql(secret)
     if "hashing" in chosen:
@@ -98,6 +109,8 @@ def main() -> None:
         scenario_login(results)
     if "latency" in chosen:
         scenario_latency(results)
+    if "observability" in chosen:
+        scenario_observability(results)
     if "sqlite" in chosen:
         scenario_sqlite(results, secret)
     if "migration" in chosen:

@@ -1,6 +1,7 @@
 """Fixtures: every test runs once per backend (SQLite, MariaDB) on a fresh, migrated database."""
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ from app.db import create_engine, database_url
 from app.main import create_app
 from tests.support import alembic, backends
 from tests.support.tcp_proxy import TcpProxy
+
+# In-process tests address the app as http://test: serve that Host besides the local names.
+os.environ.setdefault("ALLOWED_HOSTS", "test,localhost,127.0.0.1,[::1]")
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,12 @@ Registration is open; reading shows everyone's id and username but an email only
 and admins; changing and deleting take the owner's or an admin's token (app/access.py).
 """
 
+import re
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BeforeValidator
 
 from app import access, crud, sessions
 from app.deps import (
@@ -46,7 +48,21 @@ from app.security_log import Event, log_account_change, log_event
 from app.sessions import CurrentUser
 
 # Ids are 64-bit on every backend: a larger number is a client error, not an overflow (500).
-UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1])]
+# And written one way only: int() would also take `1_0` (10), `+1`, `01` and ` 1`.
+CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def _canonical_id(value: object) -> object:
+    if isinstance(value, str) and CANONICAL_ID.fullmatch(value) is None:
+        raise ValueError("must be a positive integer in plain decimal digits, without a leading 0")
+    return value
+
+
+UserId = Annotated[
+    int,
+    BeforeValidator(_canonical_id),
+    Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1]),
+]
 
 router = APIRouter()
 

@@ -2,26 +2,46 @@
 on both backends.
 
 The run logs everything, DEBUG and up from every logger, as an operator chasing a problem
-would turn on, and creates, patches, logs in and out and fails to in every way a client can.
+would turn on, and creates, patches and fails to create users in every way a client can. The
+log lines are checked as the records Python logged and as the JSON lines the service writes to
+stderr, decoded, so a secret cannot hide behind JSON's escapes.
 """
 
 import hashlib
 import json
 import logging
+from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from tests.support.auth import Account, bearer, register, register_admin
 
 FIRST = "first-Secret-4821"
 SECOND = "second-Secret-9377"
 DUPLICATE = "dup-Secret-5150"
 REJECTED = ["sunshine", "tiny-pw", "x" * 129, "nul\x00-Secret-77"]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The service's own level setting too, or its start-up would raise the root back to INFO.
+    return settings.model_copy(update={"log_level": "DEBUG"})
+
+
+def json_values(value: Any) -> list[str]:
+    """Every key and string value in a decoded JSON line, however deep."""
+    if isinstance(value, dict):
+        return [text for k, v in value.items() for text in (k, *json_values(v))]
+    if isinstance(value, list):
+        return [text for v in value for text in json_values(v)]
+    return [str(value)]
 
 
 @pytest.fixture(autouse=True)
@@ -118,11 +138,17 @@ async def test_no_password_or_hash_in_logs_or_responses(
     assert len(tokens) == 2
     secrets += tokens + [hashlib.sha256(t.encode()).hexdigest() for t in tokens]
     out, err = capfd.readouterr()
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    decoded = "\n".join(text for line in lines for text in json_values(line))
     logged = "\n".join(record.getMessage() for record in caplog.records) + caplog.text + out + err
     assert "INSERT INTO user_list" in logged, "the statement log is off: the test proves nothing"
     assert "INSERT INTO user_session" in logged and "security event=login_ok" in logged
+    assert "INSERT INTO user_list" in decoded, "the JSON log is off: the test proves less"
+    assert any(line.get("logger") == "app.access" for line in lines)
+    assert all(line.get("request_id") for line in lines if line.get("logger") == "app.access")
     for secret in secrets:
         assert secret not in logged, "a log line contains password or token material"
+        assert secret not in decoded, "a JSON log line contains password or token material"
         for response in responses:
             if secret in tokens and response.request.url.path == "/auth/login":
                 continue  # the one answer that hands a token out
@@ -184,7 +210,7 @@ async def test_security_events_are_one_line_each_with_user_and_client(
 MARKER = "Qz7!"
 
 
-@settings(
+@hypothesis_settings(
     max_examples=60,
     deadline=None,
     database=None,

@@ -1,5 +1,5 @@
 """Floods: a registration burst is bounded by the hashing pool, reads still answer during it,
-and the per-client write rate limit (off by default) answers 429."""
+and the per-client write rate limit (off by default) answers 429 (more in test_rate_limits)."""
 
 import asyncio
 import os
@@ -7,7 +7,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.cpu_limit import available_cpus
 from app.hashing import HashingPool
-from app.limits import RateLimitMiddleware
 from tests.support.serving import serve
 
 PASSWORD = "flood-Passw0rd"
@@ -111,29 +109,14 @@ async def test_write_rate_limit_answers_429_with_retry_after(settings: Settings)
         limited = await client.post("/users", json={"username": "x", "password": PASSWORD})
         assert limited.status_code == 429
         assert limited.json() == {"detail": "too many write requests, slow down"}
-        assert limited.headers["retry-after"] == "1"
+        # 3 writes in any 3 s (60 a minute, 3 at once): the oldest frees up within 3 s.
+        assert 1 <= int(limited.headers["retry-after"]) <= 3
         assert (await client.patch("/users/1", json={})).status_code == 429
         # Reads are not limited.
         assert (await client.get("/users")).status_code == 200
     # Another client has its own bucket.
     async with serve(settings, client=("10.0.0.2", 50000), **limits) as other:
         assert (await other.post("/users", json={})).status_code == 422
-
-
-def test_rate_limit_bucket_refills_at_the_configured_rate() -> None:
-    limiter = RateLimitMiddleware(lambda *_: None, per_minute=120, burst=2)  # type: ignore[arg-type]
-    assert limiter._take("a", now=0.0) == 0
-    assert limiter._take("a", now=0.0) == 0
-    assert limiter._take("a", now=0.0) == pytest.approx(0.5)
-    assert limiter._take("a", now=0.5) == 0  # one token back after half a second
-    assert limiter._take("b", now=0.5) == 0
-
-
-def test_rate_limit_remembers_a_bounded_number_of_clients() -> None:
-    limiter = RateLimitMiddleware(lambda *_: None, per_minute=60, burst=1, max_clients=100)  # type: ignore[arg-type]
-    for i in range(1000):
-        limiter._take(f"10.0.{i // 256}.{i % 256}", now=0.0)
-    assert len(limiter._buckets) == 100
 
 
 def test_default_hashing_pool_works_across_event_loops() -> None:
