@@ -3,6 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,13 @@ class Settings(BaseSettings):
     migration_allow_table_copy: bool = False
     # Migrations that cannot be reversed without losing data refuse unless this is set.
     migration_allow_data_loss: bool = False
+    # upgrade/downgrade refuse to run while an applied migration's file, or a migration module
+    # it calls, differs from what the journal recorded; this lets one run accept the change
+    # (journaled as an `override` row).
+    migration_allow_edited: bool = False
+    # What a downgrade archived is kept this many days; `python -m app.migrate archive purge
+    # --expired --yes` (run it daily) drops older archives.
+    archive_max_age_days: int = Field(default=30, ge=1)
     # Bounds on waiting for the database, so a dead database gives a quick 503, never a hang.
     db_connect_timeout_s: float = 2.0
     db_pool_timeout_s: float = 2.0

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.exceptions import UsernameTaken, UserNotFound
+from app.migrate.retention import forget_archived_rows
 from app.models import User
 
 
@@ -66,6 +67,8 @@ async def update_user(session: AsyncSession, *, user_id: int, values: dict[str, 
 
 
 async def delete_user(session: AsyncSession, *, user_id: int) -> None:
+    """Delete the user, and in the same transaction their rows in every migration archive."""
     result = await session.execute(delete(User).where(User.id == user_id))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise UserNotFound(user_id)
+    await forget_archived_rows(session, table=User.__tablename__, column="id", value=user_id)
