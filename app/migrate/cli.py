@@ -11,19 +11,18 @@ from app.config import get_settings
 from app.migrate.catalog import ensure_catalog, register_untracked
 from app.migrate.config import script_directory
 from app.migrate.integrity import findings
-from app.migrate.journal import format_rows, last_hash, read_journal
+from app.migrate.journal import format_rows, read_journal
 from app.migrate.lock import migration_lock
 from app.migrate.oneoff import run_on_database
 from app.migrate.retention import list_archives, purge_archives
 
 
 def _journal(args: argparse.Namespace) -> int:
-    def read(connection: Connection) -> tuple[list[dict[str, object]], list[str], str]:
+    def read(connection: Connection) -> tuple[list[dict[str, object]], list[str]]:
         rows = read_journal(connection)
-        problems = findings(connection, script_directory()) if args.check else []
-        return rows, problems, last_hash(connection) if rows else ""
+        return rows, findings(connection, script_directory()) if args.check else []
 
-    rows, problems, head = asyncio.run(run_on_database(read))
+    rows, problems = asyncio.run(run_on_database(read))
     shown = rows[-args.limit :] if args.limit else rows
     print(format_rows(shown) if shown else "the journal is empty: no migration has run here")
     if not args.check:
@@ -32,9 +31,10 @@ def _journal(args: argparse.Namespace) -> int:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     if problems:
         return 1
+    last = rows[-1]["row_hash"] if rows else "-"
     print(
-        f"journal intact: {len(rows)} rows chained, last hash {head or '-'}; every applied "
-        "migration and the modules it calls match what ran"
+        f"journal intact: {len(rows)} rows chained, last hash {last}; every applied migration "
+        "and the modules it calls match what ran"
     )
     return 0
 
