@@ -32,7 +32,7 @@ from app.migrate.catalog import (
     record_archive,
 )
 from app.migrate.config import ARCHIVE_PREFIX
-from app.migrate.fence import existing_tables, held_fence, hold_writers_off
+from app.migrate.fence import FenceError, existing_tables, held_fence, hold_writers_off
 from app.migrate.id_marks import keep_ids_from, next_id
 
 MAX_NAME = 64  # MySQL's identifier limit
@@ -101,11 +101,20 @@ def _archive(revision: str, table: str, columns: Sequence[str], key: str, kind: 
     connection = op.get_bind()
     refers = {key: (table, key), **_foreign_keys(connection, table, columns)}
     fence = held_fence(connection)
-    if fence is not None and archive in fence.write:
+    if fence is not None:
+        if archive not in fence.write:
+            raise FenceError(
+                f"cannot archive {table} in a step that already holds {sorted(fence.write)} "
+                "locked (MySQL creates no table under LOCK TABLES): one archive per revision"
+            )
         op.execute(f"DELETE FROM {a}")  # noqa: S608 (a stale archive of this step, locked with it)
     else:
         _create_empty_archive(archive, table, columns, key)
-    hold_writers_off(connection, [table, archive])
+        try:
+            hold_writers_off(connection, [table, archive])
+        except Exception:
+            op.execute(f"DROP TABLE IF EXISTS {a}")  # gave up: leave no empty archive behind
+            raise
     selected = ", ".join(_quote(c) for c in columns)
     op.execute(f"INSERT INTO {a} ({selected}) SELECT {selected} FROM {s}")  # noqa: S608
     record_archive(

@@ -1,0 +1,87 @@
+"""The write fence on MySQL/MariaDB: bounded like any DDL, never widened, never left behind.
+
+(On SQLite a migration run is one exclusive transaction: it needs no fence, and the behaviour it
+guarantees is tested on both backends in tests/reliability/test_writes_during_migrations.py.)
+"""
+
+import asyncio
+
+import pytest
+from sqlalchemy import Connection, inspect, text
+
+from app.config import Settings
+from app.db import create_engine
+from app.migrate.fence import FenceError, held_fence, hold_writers_off, release_fence
+from tests.support.alembic import on_database, start_alembic
+
+
+@pytest.fixture(autouse=True)
+def mysql_only(backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite runs a migration in one exclusive transaction: no fence")
+
+
+def state(connection: Connection) -> tuple[object, set[str], set[str], tuple[object, ...]]:
+    inspector = inspect(connection)
+    version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    columns = {c["name"] for c in inspector.get_columns("user_list")}
+    archives = {t for t in inspector.get_table_names() if t.startswith("migration_archive_")}
+    last = connection.execute(
+        text(
+            "SELECT revision, direction, success, error FROM migration_journal "
+            "ORDER BY id DESC LIMIT 1"
+        )
+    ).one()
+    return version, columns, archives, tuple(last)
+
+
+async def test_a_downgrade_behind_an_open_transaction_gives_up_cleanly(
+    database_url_at_head: str,
+) -> None:
+    url = database_url_at_head
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as holder:
+            blocker = (await holder.execute(text("SELECT CONNECTION_ID()"))).scalar()
+            await holder.execute(text("SELECT COUNT(*) FROM user_list"))  # and stay open
+            downgrade = await asyncio.to_thread(
+                start_alembic,
+                url,
+                "downgrade",
+                "-1",
+                ddl_max_attempts="2",
+                ddl_retry_backoff_s="0.2",
+            )
+            code = await asyncio.to_thread(downgrade.wait, 60)
+            await holder.rollback()
+        _out, err = downgrade.communicate()
+    finally:
+        await engine.dispose()
+    assert code != 0
+    assert "gave up on `LOCK TABLES user_list WRITE, migration_archive_0002_user_list" in err
+    assert f"Blocked by: connection {blocker} " in err
+    assert "Nothing of this migration was applied" in err
+    version, columns, archives, (revision, direction, success, error) = await asyncio.to_thread(
+        on_database, url, state
+    )
+    assert (version, "email" in columns, archives) == ("0002", True, set())
+    assert (revision, direction, bool(success)) == ("0002", "downgrade", False)
+    assert "DdlGaveUp" in str(error)
+
+
+async def test_a_step_cannot_widen_its_fence(database_url_at_head: str) -> None:
+    """LOCK TABLES releases what a session holds first: widening would open a gap."""
+
+    def widen(connection: Connection) -> None:
+        connection.exec_driver_sql("CREATE TABLE fence_probe (id INT PRIMARY KEY)")
+        connection.commit()
+        hold_writers_off(connection, ["user_list"])
+        fence = held_fence(connection)
+        assert fence is not None and {"user_list", "alembic_version"} <= fence.write
+        hold_writers_off(connection, ["user_list"])  # covered: nothing to do
+        with pytest.raises(FenceError, match="already holds"):
+            hold_writers_off(connection, ["fence_probe"])
+        assert release_fence(connection) and held_fence(connection) is None
+        connection.exec_driver_sql("DROP TABLE fence_probe")
+
+    await asyncio.to_thread(on_database, database_url_at_head, widen)
