@@ -15,6 +15,7 @@ back the table's id high-water mark, and drops the archive. List or purge archiv
 """
 
 import hashlib
+import logging
 from collections.abc import Sequence
 
 from alembic import context, op
@@ -24,6 +25,7 @@ from sqlalchemy.engine.interfaces import ReflectedForeignKeyConstraint
 
 from app.backend import is_mysql
 from app.config import get_settings
+from app.migrate.capture import copy_in_chunks, drop_capture, start_capture
 from app.migrate.catalog import (
     References,
     end_archive,
@@ -34,6 +36,8 @@ from app.migrate.catalog import (
 from app.migrate.config import ARCHIVE_PREFIX
 from app.migrate.fence import FenceError, existing_tables, held_fence, hold_writers_off
 from app.migrate.id_marks import keep_ids_from, next_id
+
+logger = logging.getLogger(__name__)
 
 MAX_NAME = 64  # MySQL's identifier limit
 
@@ -100,23 +104,36 @@ def _archive(revision: str, table: str, columns: Sequence[str], key: str, kind: 
         return
     connection = op.get_bind()
     refers = {key: (table, key), **_foreign_keys(connection, table, columns)}
+    selected = ", ".join(_quote(c) for c in columns)
+    copy_all = f"INSERT INTO {a} ({selected}) SELECT {selected} FROM {s}"  # noqa: S608
     fence = held_fence(connection)
-    if fence is not None:
+    if fence is not None:  # a stale archive of this step, locked with the table since it began
         if archive not in fence.write:
             raise FenceError(
                 f"cannot archive {table} in a step that already holds {sorted(fence.write)} "
                 "locked (MySQL creates no table under LOCK TABLES): one archive per revision"
             )
-        op.execute(f"DELETE FROM {a}")  # noqa: S608 (a stale archive of this step, locked with it)
+        drop_capture(connection, archive)
+        op.execute(f"DELETE FROM {a}")  # noqa: S608
+        op.execute(copy_all)
     else:
+        mysql = is_mysql(connection.dialect)
+        if mysql:
+            drop_capture(connection, archive)  # left by a run that died: they write into it
         _create_empty_archive(archive, table, columns, key)
+        captured = False
         try:
+            captured = mysql and start_capture(connection, table, archive, columns, key)
+            if captured:
+                copy_in_chunks(connection, table, archive, columns, key, get_settings())
             hold_writers_off(connection, [table, archive])
         except Exception:
-            op.execute(f"DROP TABLE IF EXISTS {a}")  # gave up: leave no empty archive behind
+            _abandon(connection, archive, triggers=mysql)
             raise
-    selected = ", ".join(_quote(c) for c in columns)
-    op.execute(f"INSERT INTO {a} ({selected}) SELECT {selected} FROM {s}")  # noqa: S608
+        if captured:
+            drop_capture(connection, archive)  # under the fence: the archive is complete
+        else:  # SQLite (one exclusive transaction), or MySQL without triggers: inside the fence
+            op.execute(copy_all)
     record_archive(
         connection,
         archive=archive,
@@ -126,6 +143,18 @@ def _archive(revision: str, table: str, columns: Sequence[str], key: str, kind: 
         refers=refers,
         next_id=next_id(connection, table, key),
     )
+
+
+def _abandon(connection: Connection, archive: str, *, triggers: bool) -> None:
+    """After giving up before the fence: drop the triggers, then the half-made archive."""
+    quote = connection.dialect.identifier_preparer.quote
+    try:
+        if triggers:
+            drop_capture(connection, archive)
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(archive)}")
+    except Exception:
+        # The triggers keep the archive complete while they stay; the next run drops both.
+        logger.warning("could not drop the archive %s after giving up", archive, exc_info=True)
 
 
 def archive_columns(revision: str, table: str, columns: Sequence[str], *, key: str = "id") -> None:
@@ -149,6 +178,7 @@ def restore_columns(revision: str, table: str, columns: Sequence[str], *, key: s
     hold_writers_off(connection, [table, archive])  # usually held since the step began
     a, t, k = _quote(archive), _quote(table), _quote(key)
     if is_mysql(connection.dialect):
+        drop_capture(connection, archive)  # leftovers would write into what is restored
         # A join names the archive once: under LOCK TABLES each mention needs a lock of its own.
         sets = ", ".join(f"{t}.{_quote(c)} = {a}.{_quote(c)}" for c in columns)
         op.execute(f"UPDATE {t} INNER JOIN {a} ON {a}.{k} = {t}.{k} SET {sets}")  # noqa: S608
@@ -190,6 +220,8 @@ def restore_table(revision: str, table: str) -> None:
     foreign_keys = inspect(connection).get_foreign_keys(table)
     referred = {fk["referred_table"] for fk in foreign_keys} - {table}
     hold_writers_off(connection, [table, *([archive] if archived else [])], read_only=referred)
+    if archived and is_mysql(connection.dialect):
+        drop_capture(connection, archive)
     if mark is not None:
         keep_ids_from(connection, table, mark)
     if not archived:
@@ -257,3 +289,5 @@ def fence_pending_restores(connection: Connection, revision: str) -> None:
         return
     referred = {t for e in entries for t, _column in e.refers.values()}
     hold_writers_off(connection, tables, read_only=existing_tables(connection, referred))
+    for archive in tables[1::2]:
+        drop_capture(connection, archive)  # a run that died while copying left them

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from app.config import get_settings
 from app.migrate.catalog import ensure_catalog, register_untracked
 from app.migrate.config import script_directory
+from app.migrate.ddl_guard import guard_ddl
 from app.migrate.integrity import findings
 from app.migrate.journal import format_rows, read_journal
 from app.migrate.lock import migration_lock
@@ -56,12 +57,14 @@ def _archive(args: argparse.Namespace) -> int:
         return 2
 
     def purge(connection: Connection) -> list[str]:
-        # Under the migration lock: never while a migration restores from what it drops.
-        with migration_lock(
+        # Under the migration lock (never while a migration restores from what it drops), and
+        # with bounded lock waits: dropping capture triggers needs the live table's lock.
+        lock = migration_lock(
             connection,
             timeout_s=settings.migration_lock_timeout_s,
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-        ):
+        )
+        with lock, guard_ddl(connection, settings):
             ensure_catalog(connection)
             register_untracked(connection)
             return purge_archives(

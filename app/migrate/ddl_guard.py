@@ -21,6 +21,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from app.backend import is_mysql, supports_alter_algorithm_floor
 from app.config import Settings
 from app.migrate.blockers import describe_blockers, short_statement
+from app.migrate.capture import TRIGGER_PREFIX
 from app.migrate.config import VERSION_TABLE, is_bookkeeping_table
 
 logger = logging.getLogger(__name__)
@@ -29,12 +30,13 @@ DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
 # A migration step's write fence (see `fence`) waits for metadata locks exactly like DDL.
 LOCK_TABLES = re.compile(r"^\s*LOCK\s+TABLES?\b", re.IGNORECASE)
 TABLE_MADE_OR_DROPPED = re.compile(
-    r"^\s*(?:CREATE|DROP)\s+TABLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?`?(\w+)`?", re.IGNORECASE
+    r"^\s*(?:CREATE|DROP)\s+(?:TABLE|TRIGGER)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?`?(\w+)`?",
+    re.IGNORECASE,
 )
 COPY_ALGORITHM = re.compile(r"\bALGORITHM\s*=?\s*COPY\b", re.IGNORECASE)
 TABLE_OF_DDL = re.compile(
     r"\b(?:ALTER|DROP|TRUNCATE|RENAME|LOCK)\s+TABLES?\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?"
-    r"|\bON\s+`?(\w+)`?\s*\(",
+    r"|\bON\s+`?(\w+)`?\s*(?:\(|FOR\s+EACH\b)",
     re.IGNORECASE,
 )
 VERSION_WRITE = re.compile(rf"^\s*(INSERT|UPDATE|DELETE)\b.*\b{VERSION_TABLE}\b", re.I | re.S)
@@ -187,9 +189,12 @@ def _table_of(statement: str) -> str | None:
 
 
 def _is_bookkeeping(statement: str) -> bool:
-    """Creating or dropping an archive is no part of the schema a half-done step leaves."""
+    """An archive or its capture triggers are no part of the schema a half-done step leaves."""
     found = TABLE_MADE_OR_DROPPED.match(statement)
-    return found is not None and is_bookkeeping_table(found.group(1))
+    if found is None:
+        return False
+    name = found.group(1)
+    return is_bookkeeping_table(name) or name.startswith(TRIGGER_PREFIX)
 
 
 def _error_code(exc: BaseException) -> int | None:

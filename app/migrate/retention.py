@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.backend import is_mysql
+from app.migrate.capture import drop_capture
 from app.migrate.catalog import (
     ArchiveEntry,
     end_archive,
@@ -71,6 +73,8 @@ def purge_archives(
             continue
         if expired_only and not archive.expired(now):
             continue
+        if is_mysql(connection.dialect):
+            drop_capture(connection, archive.name)  # else they would fail every write
         connection.execute(text(f"DROP TABLE {quote(archive.name)}"))
         end_archive(connection, archive.name, "purged")
         dropped.append(archive.name)

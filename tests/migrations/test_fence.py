@@ -5,14 +5,17 @@ guarantees is tested on both backends in tests/reliability/test_writes_during_mi
 """
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import create_engine
 from app.migrate.fence import FenceError, held_fence, hold_writers_off, release_fence
-from tests.support.alembic import on_database, start_alembic
+from tests.support.alembic import on_database, run_alembic, start_alembic
+from tests.support.backends import url_string
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +36,17 @@ def state(connection: Connection) -> tuple[object, set[str], set[str], tuple[obj
         )
     ).one()
     return version, columns, archives, tuple(last)
+
+
+def capture_triggers(connection: Connection) -> list[str]:
+    return list(
+        connection.execute(
+            text(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
+        ).scalars()
+    )
 
 
 async def test_a_downgrade_behind_an_open_transaction_gives_up_cleanly(
@@ -58,13 +72,15 @@ async def test_a_downgrade_behind_an_open_transaction_gives_up_cleanly(
     finally:
         await engine.dispose()
     assert code != 0
-    assert "gave up on `LOCK TABLES user_list WRITE, migration_archive_0002_user_list" in err
+    # The first statement that needs the table's lock: the capture trigger (see `capture`).
+    assert "gave up on `CREATE TRIGGER migcap_" in err
     assert f"Blocked by: connection {blocker} " in err
     assert "Nothing of this migration was applied" in err
     version, columns, archives, (revision, direction, success, error) = await asyncio.to_thread(
         on_database, url, state
     )
     assert (version, "email" in columns, archives) == ("0002", True, set())
+    assert not await asyncio.to_thread(on_database, url, capture_triggers)
     assert (revision, direction, bool(success)) == ("0002", "downgrade", False)
     assert "DdlGaveUp" in str(error)
 
@@ -85,3 +101,39 @@ async def test_a_step_cannot_widen_its_fence(database_url_at_head: str) -> None:
         connection.exec_driver_sql("DROP TABLE fence_probe")
 
     await asyncio.to_thread(on_database, database_url_at_head, widen)
+
+
+async def test_without_the_trigger_privilege_the_copy_runs_inside_the_fence(
+    database_url_at_head: str,
+) -> None:
+    url = make_url(database_url_at_head)
+    # exec_driver_sql formats with %: the host pattern "%" is written %%.
+    user, password = f"svc_nt_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    database = url.database
+
+    def grant(connection: Connection) -> None:
+        connection.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password}'")
+        connection.exec_driver_sql(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%%'")
+        connection.exec_driver_sql(f"REVOKE TRIGGER ON `{database}`.* FROM '{user}'@'%%'")
+        connection.execute(
+            text("INSERT INTO user_list (username, password_hash, email) VALUES ('ann', 'h', :e)"),
+            {"e": "ann@ex.io"},
+        )
+
+    await asyncio.to_thread(on_database, database_url_at_head, grant)
+    limited = url_string(url.set(username=user, password=password))
+    try:
+        downgraded = await asyncio.to_thread(run_alembic, limited, "downgrade", "-1")
+        assert "cannot create triggers on user_list" in downgraded.stderr
+        await asyncio.to_thread(run_alembic, limited, "upgrade", "head")
+
+        def email(connection: Connection) -> object:
+            return connection.execute(text("SELECT email FROM user_list")).scalar()
+
+        assert await asyncio.to_thread(on_database, database_url_at_head, email) == "ann@ex.io"
+    finally:
+        await asyncio.to_thread(
+            on_database,
+            database_url_at_head,
+            lambda c: c.exec_driver_sql(f"DROP USER '{user}'@'%%'"),
+        )

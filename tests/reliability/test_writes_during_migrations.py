@@ -8,10 +8,12 @@ request deadline is answered 503 with Retry-After, never acknowledged and lost.
 
 import asyncio
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from httpx import ASGITransport, AsyncClient, Response
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.config import Settings
 from app.db import create_engine
 from app.main import create_app
+from app.migrate import archive
+from tests.support import alembic
 from tests.support.alembic import copy_project, on_database, run_alembic, start_alembic
 
 PASSWORD = "kiwi-lantern-42"
@@ -127,6 +131,55 @@ async def test_writes_acknowledged_while_a_downgrade_waits_come_back_with_the_up
         f"{backend}: {len(acknowledged_patches)}/{len(patches)} patches and "
         f"{len(acknowledged_creates)}/{len(creates)} creates acknowledged, none lost"
     )
+
+
+async def test_writes_during_the_copy_and_while_the_fence_waits_are_captured(
+    client: AsyncClient,
+    database_url_at_head: str,
+    backend: str,
+    holder_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MySQL/MariaDB copy the archive unfenced while triggers mirror every change into it;
+    writes after the copy, and while the fence waits behind a reader, must all come back."""
+    if backend == "sqlite":
+        pytest.skip("SQLite copies inside the run's one exclusive transaction: no triggers")
+    url = database_url_at_head
+    user_id = (
+        await client.post(
+            "/users", json={"username": "u31", "password": PASSWORD, "email": "old@ex.io"}
+        )
+    ).json()["id"]
+    copied, go_on = threading.Event(), threading.Event()
+    fence = archive.hold_writers_off
+
+    def pause_before_the_fence(*args: Any, **kwargs: Any) -> None:
+        copied.set()
+        go_on.wait(60)
+        fence(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "hold_writers_off", pause_before_the_fence)
+    downgrading = asyncio.create_task(alembic.downgrade(url, "-1"))
+    assert await asyncio.to_thread(copied.wait, 60), "the downgrade never copied"
+
+    async def write(number: int) -> None:
+        patched = await client.patch(f"/users/{user_id}", json={"email": f"p{number}@ex.io"})
+        assert patched.status_code == 200, patched.text
+        body = {"username": f"c{number}", "password": PASSWORD, "email": f"c{number}@ex.io"}
+        assert (await client.post("/users", json=body)).status_code == 201
+
+    await write(1)  # after the copy, before the fence: only the triggers see it
+    async with holder_engine.connect() as holder:
+        await begin_reading_transaction(holder, backend)
+        go_on.set()
+        await wait_until_a_migration_waits(holder_engine)  # the fence waits behind the reader
+        await write(2)  # answered between the fence's attempts
+        await holder.rollback()
+    await downgrading
+
+    await asyncio.to_thread(run_alembic, url, "upgrade", "head")
+    stored = await asyncio.to_thread(on_database, url, emails)
+    assert (stored["u31"], stored["c1"], stored["c2"]) == ("p2@ex.io", "c1@ex.io", "c2@ex.io")
 
 
 SLOW_STEP_S = 6
