@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db import create_engine
 from app.main import create_app
 from app.migrate import archive
+from app.migrate.fence import hold_writers_off
 from tests.support import alembic
 from tests.support.alembic import copy_project, on_database, run_alembic, start_alembic
 
@@ -151,12 +152,10 @@ async def test_writes_during_the_copy_and_while_the_fence_waits_are_captured(
         )
     ).json()["id"]
     copied, go_on = threading.Event(), threading.Event()
-    fence = archive.hold_writers_off
-
     def pause_before_the_fence(*args: Any, **kwargs: Any) -> None:
         copied.set()
         go_on.wait(60)
-        fence(*args, **kwargs)
+        hold_writers_off(*args, **kwargs)
 
     monkeypatch.setattr(archive, "hold_writers_off", pause_before_the_fence)
     downgrading = asyncio.create_task(alembic.downgrade(url, "-1"))
