@@ -152,6 +152,7 @@ async def test_writes_during_the_copy_and_while_the_fence_waits_are_captured(
         )
     ).json()["id"]
     copied, go_on = threading.Event(), threading.Event()
+
     def pause_before_the_fence(*args: Any, **kwargs: Any) -> None:
         copied.set()
         go_on.wait(60)
