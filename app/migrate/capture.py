@@ -92,26 +92,35 @@ def copy_in_chunks(
     settings: Settings,
     chunk_rows: int = CHUNK_ROWS,
 ) -> None:
-    """Copy `table` into `archive` in key ranges, one short transaction each.
+    """Copy `table` into `archive` `chunk_rows` keys at a time, one short transaction each.
 
-    Rows the capture triggers already mirrored are newer than the copy's: they are kept.
+    Chunks follow the key's order (keyset), so sparse keys cost nothing. Rows the capture
+    triggers already mirrored are newer than the copy's: they are kept.
     """
     q = connection.dialect.identifier_preparer.quote
     t, a, k = q(table), q(archive), q(key)
     names = ", ".join(q(c) for c in columns)
-    copy = (
-        f"INSERT INTO {a} ({names}) SELECT {names} FROM {t} WHERE {k} BETWEEN :low AND :high "  # noqa: S608
-        f"ON DUPLICATE KEY UPDATE {a}.{k} = {a}.{k}"
-    )
-    low, high = connection.execute(text(f"SELECT MIN({k}), MAX({k}) FROM {t}")).one()  # noqa: S608
-    if low is None:
-        return
-    if not (isinstance(low, int) and isinstance(high, int)):
-        ranges = [(low, high)]  # keys that are not numbers: one range
-    else:
-        ranges = [(s, min(s + chunk_rows - 1, high)) for s in range(low, high + 1, chunk_rows)]
-    for start, end in ranges:
-        _with_retries(connection, settings, copy, {"low": start, "high": end})
+
+    def copy(where: str) -> str:
+        return (
+            f"INSERT INTO {a} ({names}) SELECT {names} FROM {t} WHERE {where} "  # noqa: S608
+            f"ON DUPLICATE KEY UPDATE {a}.{k} = {a}.{k}"
+        )
+
+    low = connection.execute(text(f"SELECT MIN({k}) FROM {t}")).scalar()  # noqa: S608
+    bound = f"{k} >= :low"  # the first chunk starts at the smallest key, the others after one
+    while low is not None:
+        chunk_end = text(
+            f"SELECT {k} FROM {t} WHERE {bound} ORDER BY {k} LIMIT 1 OFFSET :n"  # noqa: S608
+        )
+        end = connection.execute(chunk_end, {"low": low, "n": chunk_rows - 1}).scalar()
+        if end is None:  # the last chunk: everything from `low` on
+            _with_retries(connection, settings, copy(bound), {"low": low})
+            return
+        _with_retries(
+            connection, settings, copy(f"{bound} AND {k} <= :end"), {"low": low, "end": end}
+        )
+        bound, low = f"{k} > :low", end
 
 
 def _with_retries(
