@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     # 500: the UPDATE's CASE costs more per row as batches grow (bench/: backfill).
     migration_backfill_batch_size: int = Field(default=500, ge=1, le=5_000)
     migration_backfill_pause_s: float = Field(default=0.0, ge=0.0)
+    # upgrade/downgrade refuse to run while an applied migration's file, or a migration module
+    # it calls, differs from what the journal recorded; this lets one run accept the change
+    # (journaled as an `override` row).
+    migration_allow_edited: bool = False
+    # What a downgrade archived is kept this many days; `python -m app.migrate archive purge
+    # --expired --yes` (run it daily) drops older archives.
+    archive_max_age_days: int = Field(default=30, ge=1)
     # Bounds on waiting for the database, so a dead database gives a quick 503, never a hang.
     db_connect_timeout_s: PositiveFloat = 2.0
     db_pool_timeout_s: PositiveFloat = 2.0

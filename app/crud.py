@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.exceptions import UsernameTaken, UserNotFound
+from app.migrate.retention import forget_archived_rows
 from app.models import ROLE_USER, User, UserSession
 from app.usernames import username_key
 
@@ -113,8 +114,10 @@ async def update_user(session: AsyncSession, *, user_id: int, values: dict[str, 
 
 
 async def delete_user(session: AsyncSession, *, user_id: int) -> None:
-    """Delete the user and, in the same transaction, every session of theirs."""
+    """Delete the user and, in the same transaction, every session of theirs and their rows in
+    every migration archive."""
     result = await session.execute(delete(User).where(User.id == user_id))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise UserNotFound(user_id)
     await session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    await forget_archived_rows(session, table=User.__tablename__, column="id", value=user_id)

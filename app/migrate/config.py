@@ -11,6 +11,9 @@ ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 VERSION_TABLE = "alembic_version"
 JOURNAL_TABLE = "migration_journal"
 ARCHIVE_PREFIX = "migration_archive_"
+# The register of archives (when each was made, what its rows refer to, the id high-water
+# mark): no trailing underscore, so it is not itself taken for an archive.
+CATALOG_TABLE = "migration_archives"
 
 
 def alembic_config(project: Path = PROJECT_ROOT) -> Config:
@@ -32,4 +35,4 @@ def is_archive_table(name: str) -> bool:
 
 def is_bookkeeping_table(name: str) -> bool:
     """Alembic's and our own tables, which are not the service's schema."""
-    return name in (VERSION_TABLE, JOURNAL_TABLE) or is_archive_table(name)
+    return name in (VERSION_TABLE, JOURNAL_TABLE, CATALOG_TABLE) or is_archive_table(name)

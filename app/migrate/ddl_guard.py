@@ -21,15 +21,22 @@ from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from app.backend import is_mysql, supports_alter_algorithm_floor
 from app.config import Settings
 from app.migrate.blockers import describe_blockers, short_statement
-from app.migrate.config import VERSION_TABLE
+from app.migrate.capture import TRIGGER_PREFIX
+from app.migrate.config import VERSION_TABLE, is_bookkeeping_table
 
 logger = logging.getLogger(__name__)
 
 DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
+# A migration step's write fence (see `fence`) waits for metadata locks exactly like DDL.
+LOCK_TABLES = re.compile(r"^\s*LOCK\s+TABLES?\b", re.IGNORECASE)
+TABLE_MADE_OR_DROPPED = re.compile(
+    r"^\s*(?:CREATE|DROP)\s+(?:TABLE|TRIGGER)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?`?(\w+)`?",
+    re.IGNORECASE,
+)
 COPY_ALGORITHM = re.compile(r"\bALGORITHM\s*=?\s*COPY\b", re.IGNORECASE)
 TABLE_OF_DDL = re.compile(
-    r"\b(?:ALTER|DROP|TRUNCATE|RENAME)\s+TABLE\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?"
-    r"|\bON\s+`?(\w+)`?\s*\(",
+    r"\b(?:ALTER|DROP|TRUNCATE|RENAME|LOCK)\s+TABLES?\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?"
+    r"|\bON\s+`?(\w+)`?\s*(?:\(|FOR\s+EACH\b)",
     re.IGNORECASE,
 )
 VERSION_WRITE = re.compile(rf"^\s*(INSERT|UPDATE|DELETE)\b.*\b{VERSION_TABLE}\b", re.I | re.S)
@@ -113,7 +120,8 @@ class DdlGuard:
         if VERSION_WRITE.match(statement):
             self.applied.clear()
             return None
-        if not DDL.match(statement):
+        locking = bool(LOCK_TABLES.match(statement))
+        if not locking and not DDL.match(statement):
             return None
         if COPY_ALGORITHM.search(statement) and not self.settings.migration_allow_table_copy:
             raise TableCopyRefused(
@@ -154,7 +162,8 @@ class DdlGuard:
                 # Sleeping lets the readers that queued behind the DDL run before it queues again.
                 time.sleep(pause)
             else:
-                self.applied.append(short_statement(statement))
+                if not locking and not _is_bookkeeping(statement):
+                    self.applied.append(short_statement(statement))
                 return True
         raise AssertionError("unreachable")
 
@@ -177,6 +186,15 @@ class DdlGuard:
 def _table_of(statement: str) -> str | None:
     found = TABLE_OF_DDL.search(statement)
     return (found.group(1) or found.group(2)) if found else None
+
+
+def _is_bookkeeping(statement: str) -> bool:
+    """An archive or its capture triggers are no part of the schema a half-done step leaves."""
+    found = TABLE_MADE_OR_DROPPED.match(statement)
+    if found is None:
+        return False
+    name = found.group(1)
+    return is_bookkeeping_table(name) or name.startswith(TRIGGER_PREFIX)
 
 
 def _error_code(exc: BaseException) -> int | None:

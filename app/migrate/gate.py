@@ -41,7 +41,8 @@ def code_head() -> str:
     return heads[0]
 
 
-def _read_revision(connection: Connection) -> str | None:
+def read_revision(connection: Connection) -> str | None:
+    """The revision alembic_version holds (None: base, or no table yet)."""
     if not inspect(connection).has_table(VERSION_TABLE):
         return None
     query = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 (a constant)
@@ -51,7 +52,7 @@ def _read_revision(connection: Connection) -> str | None:
 
 async def schema_status(engine: AsyncEngine) -> SchemaStatus:
     async with engine.connect() as connection:
-        revision = await connection.run_sync(_read_revision)
+        revision = await connection.run_sync(read_revision)
     head = code_head()
     if revision == head:
         state = SchemaState.AT_HEAD

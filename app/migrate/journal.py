@@ -1,23 +1,22 @@
 """The migration journal: one row per migration step run, like Flyway's schema history.
 
-Read it with `python -m app.migrate journal` (add `--check` to exit 1 when an applied
-migration's file was edited after it ran).
+Each row is chained to the one before by a SHA-256 (see `journal_chain`) and records the
+checksums of the migration file and of the modules it calls (see `checksums`). Read it with
+`python -m app.migrate journal`; `--check` verifies it.
 """
 
-import hashlib
 import logging
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from alembic.script import Script, ScriptDirectory
+from alembic.script import Script
 from sqlalchemy import (
     Boolean,
     Column,
@@ -30,10 +29,16 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.schema import CreateColumn
 
+from app.backend import instant_clause, is_mysql
+from app.migrate.checksums import file_checksum, script_modules
 from app.migrate.config import JOURNAL_TABLE
+from app.migrate.fence import release_fence
+from app.migrate.journal_chain import GENESIS, row_digest
 
 ERROR_MAX = 2000
 
@@ -58,17 +63,69 @@ journal_table = Table(
     Column("host", String(255), nullable=False),
     Column("app_version", String(64), nullable=False),
     Column("checksum", String(64)),  # sha256 of the migration file as it ran
+    # Added later (see `ensure_journal`): JSON {module: sha256} of the app modules the
+    # migration calls, a note (what an override accepted), and the hash chain.
+    Column("modules", Text),
+    Column("note", Text),
+    Column("prev_hash", String(64)),
+    Column("row_hash", String(64)),
     mysql_charset="utf8mb4",
 )
+ADDED_COLUMNS = ("modules", "note", "prev_hash", "row_hash")
 
 
-def file_checksum(path: str | Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
+def ensure_journal(connection: Connection) -> None:
+    """Create the journal, or add the columns a journal made by older code lacks.
+
+    Rows written before the hash chain existed are sealed into it as they stand when the
+    columns are added: from then on, a change to any of them is detected.
+    """
+    journal_table.create(connection, checkfirst=True)
+    present = {c["name"] for c in inspect(connection).get_columns(JOURNAL_TABLE)}
+    missing = [journal_table.c[name] for name in ADDED_COLUMNS if name not in present]
+    if not missing:
+        return
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    added = [str(CreateColumn(column).compile(dialect=dialect)) for column in missing]
+    if is_mysql(dialect):  # one statement, no table copy
+        clauses = ", ".join(f"ADD COLUMN {a}" for a in added)
+        connection.exec_driver_sql(
+            f"ALTER TABLE {quote(JOURNAL_TABLE)} {clauses}{instant_clause(dialect)}"
+        )
+    else:
+        for a in added:
+            connection.exec_driver_sql(f"ALTER TABLE {quote(JOURNAL_TABLE)} ADD COLUMN {a}")
+    seal(connection)
+
+
+def seal(connection: Connection) -> None:
+    """Chain every row as it stands (rows written before the chain existed)."""
+    prev_hash = GENESIS
+    for row in read_journal(connection):
+        row_hash = row_digest(row, prev_hash)
+        connection.execute(
+            update(journal_table)
+            .where(journal_table.c.id == row["id"])
+            .values(prev_hash=prev_hash, row_hash=row_hash)
+        )
+        prev_hash = row_hash
+
+
+def last_hash(connection: Connection) -> str:
+    """The hash the next row chains to."""
+    query = select(journal_table.c.row_hash).order_by(journal_table.c.id.desc()).limit(1)
+    found = connection.execute(query).first()
+    return GENESIS if found is None or not found[0] else str(found[0])
+
+
+def append(connection: Connection, values: dict[str, Any]) -> None:
+    """Insert one journal row, chained to the last."""
+    row = {c.name: values.get(c.name) for c in journal_table.c if c.name != "id"}
+    prev_hash = last_hash(connection)
+    row["prev_hash"] = prev_hash
+    row["row_hash"] = row_digest(row, prev_hash)
+    connection.execute(journal_table.insert().values(**row))
 
 
 def app_version() -> str:
@@ -86,14 +143,28 @@ class _Step:
     started: float
 
 
-class Journal:
-    """Records each step of one Alembic run; see `follow` and `recording_failure`."""
+StepStart = Callable[[Script | None, str], None]
 
-    def __init__(self, connection: Connection, *, owns_transaction: bool) -> None:
+
+class Journal:
+    """Records each step of one Alembic run; see `follow` and `recording_failure`.
+
+    `before_step(script, direction)` runs as each step is about to start. A step's write
+    fence (see `fence`) ends once its journal row is written, or when it fails.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        owns_transaction: bool,
+        before_step: StepStart | None = None,
+    ) -> None:
         self.connection = connection
         self.owns_transaction = owns_transaction
+        self.before_step = before_step
         self.current: _Step | None = None
-        journal_table.create(connection, checkfirst=True)
+        ensure_journal(connection)
 
     def options(self) -> dict[str, Any]:
         """What `context.configure` needs to call the journal after each step."""
@@ -102,7 +173,14 @@ class Journal:
     def follow(self, migration_context: MigrationContext) -> None:
         """Note when each step starts (Alembic only reports when one has ended)."""
         # No public hook for a step's start: wrap the private iterator of steps that
-        # run_migrations walks; without it, failures are still raised, just not journaled.
+        # run_migrations walks (pyproject bounds alembic below 2; tests/migrations/
+        # test_journal.py fails if the attribute goes). Without it a failed step would go
+        # unjournaled and a restore would start unfenced, so its absence is an error.
+        if not hasattr(migration_context, "_migrations_fn"):
+            raise RuntimeError(
+                "this Alembic has no MigrationContext._migrations_fn: the journal cannot see "
+                "steps start; install the alembic version pyproject.toml names"
+            )
         steps_of = migration_context._migrations_fn
         if steps_of is None:
             return
@@ -119,6 +197,8 @@ class Journal:
                     datetime.now(UTC).replace(tzinfo=None),
                     time.monotonic(),
                 )
+                if self.before_step is not None:
+                    self.before_step(self.current.script, direction)
                 yield step
 
         migration_context._migrations_fn = timed
@@ -140,6 +220,7 @@ class Journal:
             current.script = script
         self._insert(script or current.script, direction, current, success=True, error=None)
         self.current = None
+        release_fence(self.connection)  # UNLOCK TABLES commits the version update and this row
 
     @contextmanager
     def recording_failure(self) -> Iterator[None]:
@@ -152,6 +233,7 @@ class Journal:
                 try:
                     if self.connection.in_transaction():
                         self.connection.rollback()
+                    release_fence(self.connection)
                     error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
                     self._insert(current.script, current.direction, current, False, error)
                     self.connection.commit()
@@ -167,62 +249,61 @@ class Journal:
         success: bool,
         error: str | None,
     ) -> None:
-        self.connection.execute(
-            journal_table.insert().values(
-                revision=script.revision if script else ("base" if direction == "stamp" else "?"),
-                direction=direction,
-                started_at=step.started_at,
-                duration_ms=int((time.monotonic() - step.started) * 1000),
-                success=success,
-                error=error,
-                host=socket.gethostname()[:255],
-                app_version=app_version()[:64],
-                checksum=file_checksum(script.path if script else None),
-            )
+        append(
+            self.connection,
+            {
+                "revision": script.revision
+                if script
+                else ("base" if direction == "stamp" else "?"),
+                "direction": direction,
+                "started_at": step.started_at,
+                "duration_ms": int((time.monotonic() - step.started) * 1000),
+                "success": success,
+                "error": error,
+                "host": socket.gethostname()[:255],
+                "app_version": app_version()[:64],
+                "checksum": file_checksum(script.path if script else None),
+                "modules": None if direction == "stamp" else script_modules(script),
+            },
+        )
+
+    def record_override(
+        self, revision: str, checksum: str | None, modules: str | None, note: str
+    ) -> None:
+        """Journal that MIGRATION_ALLOW_EDITED=1 accepted an applied revision as it is now."""
+        append(
+            self.connection,
+            {
+                "revision": revision,
+                "direction": "override",
+                "started_at": datetime.now(UTC).replace(tzinfo=None),
+                "duration_ms": 0,
+                "success": True,
+                "host": socket.gethostname()[:255],
+                "app_version": app_version()[:64],
+                "checksum": checksum,
+                "modules": modules,
+                "note": note,
+            },
         )
 
 
 def read_journal(connection: Connection, limit: int | None = None) -> list[dict[str, Any]]:
     """The journal's rows, oldest first (the last `limit` when given)."""
-    if not inspect(connection).has_table(JOURNAL_TABLE):
+    inspector = inspect(connection)
+    if not inspector.has_table(JOURNAL_TABLE):
         return []
-    query = select(journal_table).order_by(journal_table.c.id.desc())
+    # A journal made by older code lacks the later columns until the next migration run.
+    present = {c["name"] for c in inspector.get_columns(JOURNAL_TABLE)}
+    columns = [c for c in journal_table.c if c.name in present]
+    query = select(*columns).order_by(journal_table.c.id.desc())
     if limit:
         query = query.limit(limit)
-    return [dict(r._mapping) for r in reversed(connection.execute(query).all())]
-
-
-def edited_migrations(rows: Iterable[dict[str, Any]], script: ScriptDirectory) -> list[str]:
-    """Warnings for applied migrations whose file changed since they ran."""
-    last: dict[str, dict[str, Any]] = {}
+    rows = [dict(r._mapping) for r in reversed(connection.execute(query).all())]
     for row in rows:
-        if row["success"] and row["direction"] in ("upgrade", "downgrade"):
-            last[row["revision"]] = row
-    warnings = []
-    for revision, row in last.items():
-        if row["direction"] != "upgrade" or not row["checksum"]:
-            continue
-        try:
-            current = script.get_revision(revision)
-        except Exception:
-            current = None
-        now = file_checksum(current.path) if current is not None else None
-        if now is None:
-            warnings.append(f"migration {revision} is applied but its file is gone")
-        elif now != row["checksum"]:
-            warnings.append(
-                f"migration {revision} was edited after it was applied on {row['started_at']} "
-                f"(checksum {row['checksum'][:12]} then, {now[:12]} now): write a new "
-                "migration instead of editing an applied one"
-            )
-    return warnings
-
-
-def warn_if_edited(connection: Connection, script: ScriptDirectory) -> list[str]:
-    warnings = edited_migrations(read_journal(connection), script)
-    for warning in warnings:
-        logger.warning("%s", warning)
-    return warnings
+        for name in ADDED_COLUMNS:
+            row.setdefault(name, None)
+    return rows
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> str:
@@ -239,4 +320,6 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
         )
         if r["error"]:
             lines.append(f"        error: {r['error']}")
+        if r.get("note"):
+            lines.append(f"        note: {r['note']}")
     return "\n".join(lines)

@@ -86,13 +86,19 @@ def start_alembic(
 
 
 def run_module(
-    url: str, module: str, *args: str, cwd: Path = PROJECT_ROOT, check: bool = False
+    url: str,
+    module: str,
+    *args: str,
+    cwd: Path = PROJECT_ROOT,
+    check: bool = False,
+    **settings: str,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m <module> <args>` against `url`; with `check`, fail the test on a non-zero exit."""
+    """`python -m <module> <args>` against `url` (`settings` as environment variables); with
+    `check`, fail the test on a non-zero exit."""
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=_env(url),
+        env=_env(url, **settings),
         capture_output=True,
         text=True,
         timeout=120,
@@ -107,10 +113,10 @@ def run_module(
 
 
 def run_alembic(
-    url: str, *args: str, cwd: Path = PROJECT_ROOT, check: bool = True
+    url: str, *args: str, cwd: Path = PROJECT_ROOT, check: bool = True, **settings: str
 ) -> subprocess.CompletedProcess[str]:
     """`alembic <args>` with DATABASE_URL set, exactly as the README tells users to run it."""
-    return run_module(url, "alembic", *args, cwd=cwd, check=check)
+    return run_module(url, "alembic", *args, cwd=cwd, check=check, **settings)
 
 
 async def with_database(url: str, work: Callable[[Connection], T]) -> T:
