@@ -11,14 +11,14 @@ from sqlalchemy import Connection
 from app.config import get_settings
 from app.migrate.catalog import ensure_catalog, register_untracked
 from app.migrate.config import script_directory
-from app.migrate.lint.command import add_lint_command
-from app.migrate.username_keys import add_backfill_keys_command
 from app.migrate.ddl_guard import guard_ddl
 from app.migrate.integrity import findings
 from app.migrate.journal import format_rows, read_journal
+from app.migrate.lint.command import add_lint_command
 from app.migrate.lock import migration_lock
 from app.migrate.oneoff import run_on_database
 from app.migrate.retention import list_archives, purge_archives
+from app.migrate.username_keys import add_backfill_keys_command
 
 
 def _journal(args: argparse.Namespace) -> int:

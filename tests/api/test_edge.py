@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.main import create_app
 from app.migrate.config import PROJECT_ROOT
+from tests.support.auth import register
 
 PASSWORD = "edge-Passw0rd"
 JSON = {"content-type": "application/json"}
@@ -117,15 +118,18 @@ async def test_docs_are_on_by_default(client: AsyncClient) -> None:
     "written", ["1_0", "+1", "01", "%201", "1%20", "0x1", "\uff11", "1.0", "-0", "00"]
 )
 async def test_ids_in_paths_are_plain_decimal_or_422(client: AsyncClient, written: str) -> None:
-    user_id = await make_user(client)
-    assert user_id == 1
+    # As the owner: without a token, PATCH and DELETE would stop at the 401 first.
+    owner = await register(client, "target")
+    assert owner.id == 1
     for method, path in (("GET", "/show/{}"), ("GET", "/users/{}"), ("DELETE", "/users/{}")):
-        response = await client.request(method, path.format(written))
+        response = await client.request(method, path.format(written), headers=owner.headers)
         assert response.status_code == 422, (method, path, written, response.text)
         assert response.json()["detail"][0]["loc"] == ["path", "user_id"]
-    patched = await client.patch(f"/users/{written}", json={"email": "a@ex.io"})
+    patched = await client.patch(
+        f"/users/{written}", json={"email": "a@ex.io"}, headers=owner.headers
+    )
     assert patched.status_code == 422
-    assert (await client.get("/users/1")).json()["email"] is None
+    assert (await client.get("/users/1", headers=owner.headers)).json()["email"] is None
 
 
 async def test_the_largest_id_is_plain_decimal_too(client: AsyncClient) -> None:
@@ -158,11 +162,13 @@ async def test_a_key_given_twice_is_a_422_and_nothing_is_written(
 async def test_a_key_given_twice_in_a_patch_changes_nothing(
     client: AsyncClient, db: AsyncEngine
 ) -> None:
-    user_id = await make_user(client)
+    owner = await register(client, "target")
     body = b'{"email": "a@ex.io", "email": null}'
-    response = await client.patch(f"/users/{user_id}", content=body, headers=JSON)
+    response = await client.patch(
+        f"/users/{owner.id}", content=body, headers={**JSON, **owner.headers}
+    )
     assert response.status_code == 422
-    assert (await client.get(f"/users/{user_id}")).json()["email"] is None
+    assert (await client.get(f"/users/{owner.id}", headers=owner.headers)).json()["email"] is None
 
 
 async def test_json_with_distinct_keys_at_every_level_still_passes(client: AsyncClient) -> None:

@@ -22,6 +22,7 @@ from app.hashing import HashingPool
 from app.main import create_app
 from app.metrics import sample_runtime
 from tests.support import alembic
+from tests.support.alembic import HEAD, revisions
 from tests.support.server import Served, serving
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -150,24 +151,28 @@ async def test_schema_revision_and_migration_journal_are_exported(
 ) -> None:
     samples = await scrape(client)
     assert (
-        value(samples, "user_service_schema_info", database_revision="0002", code_revision="0002")
-        == 1
+        value(samples, "user_service_schema_info", database_revision=HEAD, code_revision=HEAD) == 1
     )
-    assert value(samples, "user_service_migration_steps", direction="upgrade", result="ok") == 2
+    assert value(samples, "user_service_migration_steps", direction="upgrade", result="ok") == len(
+        revisions()
+    )
     assert value(samples, "user_service_database_reachable") == 1
     assert value(samples, "user_service_migration_last_step_timestamp_seconds") > time.time() - 3600
 
     await alembic.downgrade(settings.database_url, "0001")
     samples = await scrape(client)
     assert (
-        value(samples, "user_service_schema_info", database_revision="0001", code_revision="0002")
+        value(samples, "user_service_schema_info", database_revision="0001", code_revision=HEAD)
         == 1
     )
     assert (
-        value(samples, "user_service_schema_info", database_revision="0002", code_revision="0002")
-        == 0
+        value(samples, "user_service_schema_info", database_revision=HEAD, code_revision=HEAD) == 0
     )
-    assert value(samples, "user_service_migration_steps", direction="downgrade", result="ok") == 1
+    downgraded = len(revisions()) - 1
+    assert (
+        value(samples, "user_service_migration_steps", direction="downgrade", result="ok")
+        == downgraded
+    )
 
 
 async def test_metrics_are_refused_outside_the_allowed_networks(settings: Settings) -> None:
@@ -234,9 +239,7 @@ def test_a_scrape_of_either_worker_counts_both(database_url_at_head: str) -> Non
     assert len(scraped_by) == 2, "every scrape went to one worker; the test proves less"
     for samples in scrapes:
         assert (
-            value(
-                samples, "user_service_schema_info", database_revision="0002", code_revision="0002"
-            )
+            value(samples, "user_service_schema_info", database_revision=HEAD, code_revision=HEAD)
             == 1
         )
         assert ("user_service_db_connections_in_use", frozenset({("pool", "main")})) in samples

@@ -87,7 +87,7 @@ async def test_downgrade_then_upgrade_keeps_the_admins(database_url_at_head: str
 
     before = await with_database(url, add_admin_and_list_roles)
     assert [r[2] for r in before] == ["user", "admin", "user", "user", "user", "user"]
-    run_alembic(url, "downgrade", "-1")
+    run_alembic(url, "downgrade", "0003")  # 0004's downgrade drops the role column
     assert ARCHIVE_0004 in await with_database(url, tables)
     run_alembic(url, "upgrade", "head")
     assert await with_database(url, roles) == before

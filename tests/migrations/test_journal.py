@@ -16,7 +16,6 @@ from tests.support import alembic
 from tests.support.alembic import (
     HEAD,
     copy_project,
-    downgrade,
     revisions,
     run_alembic,
     run_module,
