@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db import create_engine
 from app.migrate.capture import copy_in_chunks
 from app.migrate.fence import FenceError, held_fence, hold_writers_off, release_fence
+from tests.support import alembic
 from tests.support.alembic import on_database, run_alembic, start_alembic
 from tests.support.backends import url_string
 
@@ -50,10 +51,17 @@ def capture_triggers(connection: Connection) -> list[str]:
     )
 
 
+@pytest.fixture
+async def database_url_at_0002(empty_database_url: str) -> str:
+    """At 0002, so that `downgrade -1` is 0002's own fenced downgrade of `email`."""
+    await alembic.upgrade(empty_database_url, "0002")
+    return empty_database_url
+
+
 async def test_a_downgrade_behind_an_open_transaction_gives_up_cleanly(
-    database_url_at_head: str,
+    database_url_at_0002: str,
 ) -> None:
-    url = database_url_at_head
+    url = database_url_at_0002
     engine = create_engine(Settings(database_url=url))
     try:
         async with engine.connect() as holder:
@@ -86,7 +94,7 @@ async def test_a_downgrade_behind_an_open_transaction_gives_up_cleanly(
     assert "DdlGaveUp" in str(error)
 
 
-async def test_a_step_cannot_widen_its_fence(database_url_at_head: str) -> None:
+async def test_a_step_cannot_widen_its_fence(database_url_at_0002: str) -> None:
     """LOCK TABLES releases what a session holds first: widening would open a gap."""
 
     def widen(connection: Connection) -> None:
@@ -101,13 +109,13 @@ async def test_a_step_cannot_widen_its_fence(database_url_at_head: str) -> None:
         assert release_fence(connection) and held_fence(connection) is None
         connection.exec_driver_sql("DROP TABLE fence_probe")
 
-    await asyncio.to_thread(on_database, database_url_at_head, widen)
+    await asyncio.to_thread(on_database, database_url_at_0002, widen)
 
 
 async def test_without_the_trigger_privilege_the_copy_runs_inside_the_fence(
-    database_url_at_head: str,
+    database_url_at_0002: str,
 ) -> None:
-    url = make_url(database_url_at_head)
+    url = make_url(database_url_at_0002)
     # exec_driver_sql formats with %: the host pattern "%" is written %%.
     user, password = f"svc_nt_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     database = url.database
@@ -121,7 +129,7 @@ async def test_without_the_trigger_privilege_the_copy_runs_inside_the_fence(
             {"e": "ann@ex.io"},
         )
 
-    await asyncio.to_thread(on_database, database_url_at_head, grant)
+    await asyncio.to_thread(on_database, database_url_at_0002, grant)
     limited = url_string(url.set(username=user, password=password))
     try:
         downgraded = await asyncio.to_thread(run_alembic, limited, "downgrade", "-1")
@@ -131,17 +139,17 @@ async def test_without_the_trigger_privilege_the_copy_runs_inside_the_fence(
         def email(connection: Connection) -> object:
             return connection.execute(text("SELECT email FROM user_list")).scalar()
 
-        assert await asyncio.to_thread(on_database, database_url_at_head, email) == "ann@ex.io"
+        assert await asyncio.to_thread(on_database, database_url_at_0002, email) == "ann@ex.io"
     finally:
         await asyncio.to_thread(
             on_database,
-            database_url_at_head,
+            database_url_at_0002,
             lambda c: c.exec_driver_sql(f"DROP USER '{user}'@'%%'"),
         )
 
 
 async def test_the_chunked_copy_covers_sparse_keys_and_keeps_mirrored_rows(
-    database_url_at_head: str,
+    database_url_at_0002: str,
 ) -> None:
     def copy(connection: Connection) -> list[tuple[int, str]]:
         connection.exec_driver_sql("CREATE TABLE probe (id BIGINT PRIMARY KEY, v VARCHAR(9))")
@@ -157,7 +165,7 @@ async def test_the_chunked_copy_covers_sparse_keys_and_keeps_mirrored_rows(
         connection.exec_driver_sql("DROP TABLE probe, probe_copy")
         return copied
 
-    assert await asyncio.to_thread(on_database, database_url_at_head, copy) == [
+    assert await asyncio.to_thread(on_database, database_url_at_0002, copy) == [
         (1, "old"),
         (2, "old"),
         (7, "newer"),
