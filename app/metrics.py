@@ -28,6 +28,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from app.migrate.config import script_directory
+
 if TYPE_CHECKING:
     from app.state import AppState
 
@@ -105,17 +107,15 @@ def count_refusal(status: int, reason: str) -> None:
     REFUSED.labels(str(status), reason).inc()
 
 
-_schema_labels: tuple[str, str] | None = None
-
-
 def set_schema_revision(database_revision: str | None, code_revision: str) -> None:
-    """Point the schema info metric at this pair (the previous pair drops to 0)."""
-    global _schema_labels  # this process's last pair: the metric's own state, not the app's
-    labels = (database_revision or "none", code_revision)
-    if _schema_labels is not None and _schema_labels != labels:
-        SCHEMA.labels(*_schema_labels).set(0)
-    SCHEMA.labels(*labels).set(1)
-    _schema_labels = labels
+    """Point the schema info metric at this pair; every other revision the code knows reads 0.
+
+    Setting each known pair, rather than remembering the last one, keeps no state in the module.
+    """
+    current = database_revision or "none"
+    known = {"none", current, *(r.revision for r in script_directory().walk_revisions())}
+    for revision in known:
+        SCHEMA.labels(revision, code_revision).set(1 if revision == current else 0)
 
 
 def set_database_reachable(reachable: bool) -> None:
