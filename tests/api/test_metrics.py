@@ -13,6 +13,8 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
@@ -94,12 +96,18 @@ async def test_a_busy_hashing_pool_shows_its_queue_and_its_rejections(
     app: FastAPI, client: AsyncClient
 ) -> None:
     state = app.state.runtime
-    small = HashingPool(threads=1, wait_s=0.2, queue_max=2)
+    # A hash of about a second keeps the one thread busy however loaded the machine is, so the
+    # queue and the rejections below do not depend on timing.
+    slow = PasswordHash((Argon2Hasher(time_cost=40, memory_cost=19_456, parallelism=1),))
+    small = HashingPool(threads=1, wait_s=0.2, queue_max=2, password_hash=slow)
     state.hasher.close()
     state.hasher = small
     before = await scrape(client)
     hashes = [asyncio.create_task(small.hash("queued-Passw0rd")) for _ in range(3)]
-    await asyncio.sleep(0.05)
+    for _ in range(100):  # until both waiters queue (at once on a quiet machine)
+        if small.waiting == 2:
+            break
+        await asyncio.sleep(0.01)
     assert small.waiting == 2
     sample_runtime(state)
     during = await scrape(client)
