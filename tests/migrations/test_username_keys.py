@@ -52,6 +52,12 @@ def has_index(connection: Connection) -> bool:
     return INDEX in {i["name"] for i in inspect(connection).get_indexes("user_list")}
 
 
+def before_0005(backend: str) -> str:
+    """Where a failed 0005 leaves the database: SQLite runs the whole upgrade in one
+    transaction (back at 0002); MySQL commits each revision, so 0003 and 0004 stay applied."""
+    return "0002" if backend == "sqlite" else "0004"
+
+
 def at_0002_with(url: str, names: list[str]) -> None:
     asyncio.run(upgrade(url, "0002"))
     on_database(url, add_users(names))
@@ -103,7 +109,7 @@ def test_backfill_resumes_after_a_kill(migration_url: str, backend: str) -> None
     finally:
         process.wait(timeout=30)
 
-    assert on_database(url, version) == "0002"
+    assert on_database(url, version) == before_0005(backend)
     stored = on_database(url, keys)
     if backend == "sqlite":
         assert stored is None, "the killed run left nothing behind"
@@ -147,7 +153,7 @@ def test_look_alike_users_stop_the_migration_before_the_index_listed_by_id(
     assert "ids 1, 2, 4 " in message and "ids 5, 6 " in message and "ids 7, 8 " in message
     assert "No user was deleted or renamed" in message
     assert on_database(url, users) == before, "no user deleted or renamed"
-    assert on_database(url, version) == "0002"
+    assert on_database(url, version) == before_0005(backend)
     assert not (on_database(url, keys) is not None and on_database(url, has_index))
     if backend != "sqlite":  # the backfill committed; the look-alikes' keys were cleared
         stored = on_database(url, keys)
