@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "user-service:"
 
+    # Garbage collection (app/gc_tuning.py): freeze what start-up built, and let this many
+    # allocations pass between young-generation collections (0: CPython's default, 700).
+    gc_freeze: bool = True
+    gc_gen0_threshold: Annotated[int, Field(ge=0, le=10_000_000)] = 50_000
+
     # --- Operations (issue 12): logs, metrics, probes, the edge, shared limits. README's
     # "Running it in production" says how they fit together.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

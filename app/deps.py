@@ -16,7 +16,9 @@ from app.sessions import CurrentUser
 from app.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+# Every dependency here is `async def`, even those that await nothing: FastAPI runs a plain
+# `def` dependency in its thread pool, a hand-off to a worker thread and back per request.
+async def get_state(request: Request) -> AppState:
     """The lifespan's `AppState` (the only place that looks at `app.state`)."""
     state: AppState = request.app.state.runtime
     return state
@@ -41,7 +43,7 @@ async def get_read_connection(state: StateDep) -> AsyncIterator[AsyncConnection]
         yield connection
 
 
-def get_hasher(state: StateDep) -> HashingPool:
+async def get_hasher(state: StateDep) -> HashingPool:
     return state.hasher
 
 
@@ -52,11 +54,11 @@ ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scop
 HasherDep = Annotated[HashingPool, Depends(get_hasher)]
 
 
-def get_throttle(state: StateDep) -> ThrottleStore:
+async def get_throttle(state: StateDep) -> ThrottleStore:
     return state.throttle
 
 
-def get_client_address(request: Request) -> str:
+async def get_client_address(request: Request) -> str:
     """The peer address as the server saw it (behind a proxy: uvicorn --proxy-headers)."""
     return request.client.host if request.client else "unknown"
 

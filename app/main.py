@@ -12,6 +12,7 @@ from app.config import Settings, get_settings
 from app.db import database_url, redact
 from app.edge import DuplicateKeyMiddleware, HostCheckMiddleware, SecurityHeadersMiddleware
 from app.error_handlers import COMMON_RESPONSES, install_error_handlers
+from app.gc_tuning import tune_garbage_collector
 from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
 from app.logging_setup import configure_logging
 from app.migrate.gate import SchemaMismatch, check_schema
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_schema_or_refuse(state, config)
             app.state.runtime = state
+            tune_garbage_collector(freeze=config.gc_freeze, gen0_threshold=config.gc_gen0_threshold)
             if config.metrics_enabled:
                 async with metrics.sampling(state):
                     yield

@@ -34,7 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.close()
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The lifespan's `AppState` (this app's only look at `app.state`)."""
     state: AppState = request.app.state.runtime
     return state

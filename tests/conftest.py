@@ -20,6 +20,10 @@ from tests.support.tcp_proxy import TcpProxy
 
 # In-process tests address the app as http://test: serve that Host besides the local names.
 os.environ.setdefault("ALLOWED_HOSTS", "test,localhost,127.0.0.1,[::1]")
+# The suite starts hundreds of apps in one process: freezing at each start would keep whatever
+# the earlier tests left alive out of the collector's reach. tests/api/test_gc_tuning.py turns it
+# on deliberately.
+os.environ.setdefault("GC_FREEZE", "false")
 
 
 @pytest.fixture(scope="session")

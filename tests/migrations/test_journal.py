@@ -6,7 +6,6 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
@@ -67,9 +66,6 @@ async def test_every_step_is_journaled_with_its_file_checksum(empty_database_url
     assert "app.config" not in modules  # settings are not migration code
 
 
-@pytest.mark.skip(
-    reason="written when 0002 was the head (its downgrade -1): rebase onto head 0005 pending"
-)
 async def test_journal_cli_shows_steps_and_check_passes_when_intact(
     empty_database_url: str,
 ) -> None:
@@ -80,11 +76,12 @@ async def test_journal_cli_shows_steps_and_check_passes_when_intact(
 
     shown = run_module(url, "app.migrate", "journal")
     assert shown.returncode == 0, shown.stderr
-    assert "0001     upgrade" in shown.stdout and "0002     downgrade" in shown.stdout
+    assert "0001     upgrade" in shown.stdout and f"{HEAD}     downgrade" in shown.stdout
     checked = run_module(url, "app.migrate", "journal", "--check")
     last = (await with_database(url, journal))[-1]["row_hash"]
     assert checked.returncode == 0, checked.stderr
-    assert f"journal intact: 4 rows chained, last hash {last}" in checked.stdout
+    rows = len(revisions()) + 2
+    assert f"journal intact: {rows} rows chained, last hash {last}" in checked.stdout
 
 
 def tamper(statement: str) -> Callable[[Connection], None]:
@@ -108,28 +105,26 @@ async def test_check_detects_a_rewritten_checksum(empty_database_url: str) -> No
     await check_finds(url, "PROBLEM: journal row 2 (0002 upgrade, ", "was changed after it was")
 
 
-@pytest.mark.skip(
-    reason="written when 0002 was the head (its downgrade -1): rebase onto head 0005 pending"
-)
 async def test_check_detects_a_deleted_row(empty_database_url: str) -> None:
     url = empty_database_url
     await alembic.upgrade(url)
     await alembic.downgrade(url, "-1")
     await alembic.upgrade(url)
     await with_database(url, tamper("DELETE FROM migration_journal WHERE id = 2"))
-    await check_finds(url, "journal row 3 (0002 downgrade, ", "does not follow row 1")
+    await check_finds(url, f"journal row 3 ({revisions()[2]} upgrade, ", "does not follow row 1")
 
 
-@pytest.mark.skip(
-    reason="written when 0002 was the head (its downgrade -1): rebase onto head 0005 pending"
-)
 async def test_check_detects_rows_deleted_from_the_end_and_an_emptied_journal(
     empty_database_url: str,
 ) -> None:
     url = empty_database_url
     await alembic.upgrade(url)
-    await with_database(url, tamper("DELETE FROM migration_journal WHERE id = 2"))
-    await check_finds(url, "the journal leaves the database at 0001, but alembic_version says 0002")
+    last = len(revisions())
+    await with_database(url, tamper(f"DELETE FROM migration_journal WHERE id = {last}"))
+    await check_finds(
+        url,
+        f"the journal leaves the database at {revisions()[-2]}, but alembic_version says {HEAD}",
+    )
     await with_database(url, tamper("DELETE FROM migration_journal"))
     await check_finds(url, "the journal leaves the database at base, but alembic_version says")
 
@@ -188,9 +183,6 @@ async def test_a_changed_migration_module_stops_the_run_naming_the_file(
     assert await with_database(url, version) == "0002"
 
 
-@pytest.mark.skip(
-    reason="written when 0002 was the head (its downgrade -1): rebase onto head 0005 pending"
-)
 async def test_a_journal_written_by_older_code_is_extended_and_sealed(
     empty_database_url: str, backend: str
 ) -> None:
@@ -207,7 +199,7 @@ async def test_a_journal_written_by_older_code_is_extended_and_sealed(
 
     await alembic.downgrade(url, "-1")  # any run of this code adds the columns and seals
     rows = await with_database(url, journal)
-    assert [r["direction"] for r in rows] == ["upgrade", "upgrade", "downgrade"]
+    assert [r["direction"] for r in rows] == ["upgrade"] * len(revisions()) + ["downgrade"]
     assert all(r["row_hash"] for r in rows)
     assert run_module(url, "app.migrate", "journal", "--check").returncode == 0
 

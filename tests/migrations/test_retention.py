@@ -4,7 +4,8 @@ Ids are never handed out twice, even across `downgrade base` / `upgrade 0001`; a
 deleted users are dropped on restore and deleted with the user; archives expire.
 """
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,14 +15,17 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import Connection, inspect, text
 
 from app.config import Settings
+from app.db import create_engine
 from app.main import create_app
 from tests.support.alembic import (
+    HEAD,
     copy_project,
     downgrade,
     run_module,
     upgrade,
     with_database,
 )
+from tests.support.auth import Account, register_admin
 
 
 def add_three_users(connection: Connection) -> None:
@@ -92,36 +96,99 @@ async def test_ids_stay_above_the_mark_even_when_the_table_archive_was_purged(
     assert await with_database(url, emails) == {"newcomer": None}
 
 
-@pytest.mark.skip(reason="written when 0002 was the head, before login: rebase onto 0005 pending")
-async def test_deleting_a_user_deletes_their_archived_rows_in_the_same_transaction(
-    database_url_at_head: str,
-) -> None:
-    url = database_url_at_head
-    await with_database(url, add_three_users)
-    app = create_app(Settings(database_url=url))
-    async with app.router.lifespan_context(app), client_for(app) as client:
-        await downgrade(url, "0001")  # the app keeps running; the emails are archived
-        assert (await client.delete("/users/2")).status_code == 204
+NICKNAMES = f'''"""add nickname: a column after the head, archived by its downgrade
 
-    def archived(connection: Connection) -> list[tuple[int, str]]:
-        rows = connection.execute(
-            text("SELECT id, email FROM migration_archive_0002_user_list ORDER BY id")
-        )
-        return [(int(i), e) for i, e in rows]
+Revision ID: 0099
+Revises: {HEAD}
+"""
 
-    assert await with_database(url, archived) == [(1, "u1@ex.io"), (3, "u3@ex.io")]
-    await upgrade(url, "head")
-    assert await with_database(url, emails) == {"user1": "u1@ex.io", "user3": "u3@ex.io"}
+import sqlalchemy as sa
+from alembic import op
+
+from app.migrate.archive import archive_columns, restore_columns
+
+revision = "0099"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("user_list", sa.Column("nickname", sa.String(length=20), nullable=True))
+    restore_columns(revision, "user_list", ["nickname"])
+
+
+def downgrade() -> None:
+    archive_columns(revision, "user_list", ["nickname"])
+    op.execute("ALTER TABLE user_list DROP COLUMN nickname")
+'''
+
+
+def project_with(tmp_path: Path, name: str, source: str) -> Path:
+    """A copy of the project with one more revision after the head."""
+    root = copy_project(tmp_path / "project")
+    (root / "alembic" / "versions" / name).write_text(source)
+    return root
 
 
 def client_for(app: FastAPI) -> AsyncClient:
     return AsyncClient(transport=ASGITransport(app=app), base_url="http://test")
 
 
-NOTES = '''"""add user_note: notes that belong to a user (a table with a foreign key to user_list)
+@asynccontextmanager
+async def serving_admin(url: str) -> AsyncIterator[tuple[AsyncClient, Account]]:
+    """Today's service on `url` (its schema may be ahead of the code), and an admin's login."""
+    app = create_app(Settings(database_url=url, schema_ahead_policy="warn"))
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            yield client, await register_admin(client, engine)
+    finally:
+        await engine.dispose()
 
-Revision ID: 0003
-Revises: 0002
+
+async def test_deleting_a_user_deletes_their_archived_rows_in_the_same_transaction(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    url = empty_database_url
+    root = project_with(tmp_path, "0099_add_nickname.py", NICKNAMES)
+    await upgrade(url, "head", root)
+    await with_database(url, add_three_users)
+
+    def add_nicknames(connection: Connection) -> None:
+        for user_id in (1, 2, 3):
+            connection.execute(
+                text("UPDATE user_list SET nickname = :n WHERE id = :id"),
+                {"n": f"n{user_id}", "id": user_id},
+            )
+
+    await with_database(url, add_nicknames)
+    async with serving_admin(url) as (client, admin):
+        await downgrade(url, HEAD, root)  # the app keeps running; the nicknames are archived
+        deleted = await client.delete("/users/2", headers=admin.headers)
+        assert deleted.status_code == 204, deleted.text
+
+    def archived(connection: Connection) -> list[tuple[int, str]]:
+        rows = connection.execute(
+            text("SELECT id, nickname FROM migration_archive_0099_user_list ORDER BY id")
+        )
+        return [(int(i), n) for i, n in rows]
+
+    # User 2's archived row went with the user; the admin (4) was archived with no nickname.
+    assert await with_database(url, archived) == [(1, "n1"), (3, "n3"), (4, None)]
+    await upgrade(url, "head", root)
+
+    def nicknames(connection: Connection) -> dict[str, str | None]:
+        rows = connection.execute(text("SELECT username, nickname FROM user_list"))
+        return {username: nickname for username, nickname in rows}
+
+    assert await with_database(url, nicknames) == {"user1": "n1", "user3": "n3", "root": None}
+
+
+NOTES = f'''"""add user_note: notes that belong to a user (a table with a foreign key to user_list)
+
+Revision ID: 0099
+Revises: {HEAD}
 """
 
 import sqlalchemy as sa
@@ -129,8 +196,8 @@ from alembic import op
 
 from app.migrate.archive import archive_table, restore_table
 
-revision = "0003"
-down_revision = "0002"
+revision = "0099"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -156,13 +223,10 @@ def downgrade() -> None:
 
 @pytest.fixture
 def project_with_notes(tmp_path: Path) -> Path:
-    """A copy of the project with a 0003 whose table refers to user_list."""
-    root = copy_project(tmp_path / "project")
-    (root / "alembic" / "versions" / "0003_add_user_note.py").write_text(NOTES)
-    return root
+    """A copy of the project with a revision after the head whose table refers to user_list."""
+    return project_with(tmp_path, "0099_add_user_note.py", NOTES)
 
 
-@pytest.mark.skip(reason="written when 0002 was the head, before login: rebase onto 0005 pending")
 async def test_every_archive_holding_a_users_rows_forgets_them_and_restores_skip_them(
     empty_database_url: str, project_with_notes: Path
 ) -> None:
@@ -178,21 +242,16 @@ async def test_every_archive_holding_a_users_rows_forgets_them_and_restores_skip
             )
 
     await with_database(url, add_notes)
-    # The app of this code serves a database whose newer revision it does not know.
-    app = create_app(Settings(database_url=url, schema_ahead_policy="warn"))
-    async with app.router.lifespan_context(app), client_for(app) as client:
-        await downgrade(url, "0001", root)  # archives the notes, then the emails
-        assert (await client.delete("/users/2")).status_code == 204
+    async with serving_admin(url) as (client, admin):
+        await downgrade(url, HEAD, root)  # the app keeps running; the notes are archived
+        deleted = await client.delete("/users/2", headers=admin.headers)
+        assert deleted.status_code == 204, deleted.text
 
-    def archived_user_ids(connection: Connection) -> dict[str, list[int]]:
-        notes = "SELECT user_id FROM migration_archive_0003_user_note ORDER BY id"
-        mails = "SELECT id FROM migration_archive_0002_user_list ORDER BY id"
-        return {
-            "notes": [int(r[0]) for r in connection.execute(text(notes))],
-            "emails": [int(r[0]) for r in connection.execute(text(mails))],
-        }
+    def archived_user_ids(connection: Connection) -> list[int]:
+        notes = "SELECT user_id FROM migration_archive_0099_user_note ORDER BY id"
+        return [int(r[0]) for r in connection.execute(text(notes))]
 
-    assert await with_database(url, archived_user_ids) == {"notes": [1, 3], "emails": [1, 3]}
+    assert await with_database(url, archived_user_ids) == [1, 3]
 
     # The previous release deletes user 3 without touching the archives: the restore skips
     # the note of a user who is gone (its foreign key would point nowhere).
@@ -222,7 +281,6 @@ def age_archive(created_at: datetime, revision: str) -> Callable[[Connection], N
     return work
 
 
-@pytest.mark.skip(reason="written when 0002 was the head, before login: rebase onto 0005 pending")
 async def test_expired_archives_are_purged_and_the_register_remembers(
     database_url_at_head: str,
 ) -> None:
@@ -234,20 +292,24 @@ async def test_expired_archives_are_purged_and_the_register_remembers(
     await with_database(url, age_archive(now - timedelta(days=31), "0002"))  # limit: 30 days
 
     listed = run_module(url, "app.migrate", "archive", "list").stdout
-    assert "migration_archive_0002_user_list  3 rows  created " in listed
-    assert "migration_archive_0001_user_list  3 rows  created " in listed
+    for archived in ("0004_user_list", "0002_user_list", "0001_user_list"):
+        assert f"migration_archive_{archived}  3 rows  created " in listed, listed
 
     refused = run_module(url, "app.migrate", "archive", "purge", "--expired")
     assert refused.returncode == 2
     purged = run_module(url, "app.migrate", "archive", "purge", "--expired", "--yes")
     assert purged.stdout.split() == ["dropped", "migration_archive_0002_user_list"]
-    assert await with_database(url, archive_tables) == {"migration_archive_0001_user_list"}
+    assert await with_database(url, archive_tables) == {
+        "migration_archive_0004_user_list",
+        "migration_archive_0001_user_list",
+    }
 
     def register(connection: Connection) -> list[tuple[str, str | None]]:
         rows = connection.execute(text("SELECT archive, ended FROM migration_archives ORDER BY id"))
         return [(a, e) for a, e in rows]
 
     assert await with_database(url, register) == [
+        ("migration_archive_0004_user_list", None),
         ("migration_archive_0002_user_list", "purged"),
         ("migration_archive_0001_user_list", None),
     ]

@@ -1,45 +1,42 @@
-"""Nothing acknowledged is lost while a downgrade archives and drops what the app writes.
+"""Nothing acknowledged is lost while a downgrade drops what the app writes.
 
-The app keeps serving while `alembic downgrade -1` archives the emails and drops the column,
-and a transaction held open makes the drop wait and retry. Every write the API acknowledged
-meanwhile must come back with `alembic upgrade head`; a write held off for longer than the
-request deadline is answered 503 with Retry-After, never acknowledged and lost.
+The reproduction of the issue: a transaction held open makes the downgrade's DDL wait and
+retry, the app keeps writing meanwhile, and after `alembic upgrade head` every write the API
+acknowledged is there. It runs twice: with today's service while `downgrade -1` takes back the
+head revision, and with the release that served schema 0002 (tests/support/release_0002.py)
+while 0002's downgrade archives the emails that release writes and drops the column. A write
+held off for longer than the request deadline is answered 503 with Retry-After, never
+acknowledged and lost.
 """
 
 import asyncio
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.db import create_engine
-from app.main import create_app
 from app.migrate import archive
 from app.migrate.fence import hold_writers_off
+from app.usernames import username_key
 from tests.support import alembic
 from tests.support.alembic import copy_project, on_database, run_alembic, start_alembic
+from tests.support.auth import register
+from tests.support.release_0002 import create_release_0002_app
 
 PASSWORD = "kiwi-lantern-42"
 HOLD_S = 5.0  # the open transaction makes the downgrade's lock wait time out twice
-
-
-# The service at head reads and writes columns that revisions after 0002 add (role, username_key),
-# so it cannot serve while 0002's downgrade runs below them: these API-driven tests need the
-# release that 0002's downgrade serves (head 0002). Until the suite can run that release beside
-# the migration, they are skipped; tests/migrations/test_fence.py covers the fence and capture
-# through Alembic alone.
-pytestmark = pytest.mark.skip(
-    reason="needs a head-0002 release of the API to write through while 0002 downgrades"
-)
+RELEASE = "0002"  # the release whose revision archives what it writes (emails)
 
 
 @pytest.fixture
@@ -47,6 +44,35 @@ async def holder_engine(database_url_at_head: str) -> AsyncIterator[AsyncEngine]
     engine = create_engine(Settings(database_url=database_url_at_head))
     yield engine
     await engine.dispose()
+
+
+def release_settings(url: str, **overrides: Any) -> Settings:
+    # Generous hashing bounds: these tests are about the database, not the hashing pool.
+    values: dict[str, Any] = {"hash_wait_s": 60, "hash_queue_max": 1000, "request_timeout_s": 90}
+    return Settings(database_url=url, **(values | overrides))
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def database_url_at_release(database_url_at_head: str) -> str:
+    """The test database taken back to the release's head, 0002, as a rollback would."""
+    await alembic.downgrade(database_url_at_head, RELEASE)
+    return database_url_at_head
+
+
+@pytest.fixture
+async def release_client(database_url_at_release: str) -> AsyncIterator[AsyncClient]:
+    """The release that served schema 0002, writing emails, on the test database."""
+    async with serve(create_release_0002_app(release_settings(database_url_at_release))) as client:
+        yield client
 
 
 async def begin_reading_transaction(connection: AsyncConnection, backend: str) -> None:
@@ -79,32 +105,35 @@ def emails(connection: Connection) -> dict[str, str | None]:
     return {username: email for username, email in rows}
 
 
-async def test_writes_acknowledged_while_a_downgrade_waits_come_back_with_the_upgrade(
-    client: AsyncClient,
-    database_url_at_head: str,
+def keys(connection: Connection) -> dict[str, str | None]:
+    rows = connection.execute(text("SELECT username, username_key FROM user_list"))
+    return {username: key for username, key in rows}
+
+
+Writes = list[tuple[str, Response, float]]
+
+
+async def downgrade_while_writing(
+    url: str,
     backend: str,
     holder_engine: AsyncEngine,
-) -> None:
-    url = database_url_at_head
-    created = await client.post(
-        "/users", json={"username": "u31", "password": PASSWORD, "email": "old@ex.io"}
-    )
-    user_id = created.json()["id"]
+    write: Callable[[int], Awaitable[tuple[tuple[str, Response], tuple[str, Response]]]],
+) -> tuple[Writes, Writes, float]:
+    """The reproduction: hold a reader open, `downgrade -1`, write meanwhile, release it.
 
-    patches: list[tuple[str, Response, float]] = []
-    creates: list[tuple[str, Response, float]] = []
+    `write(n)` makes the n-th PATCH and create; the patches and creates are returned with the
+    time of their answers, and the time the reader let go.
+    """
+    patches: Writes = []
+    creates: Writes = []
 
     async def write_until(done: asyncio.Event) -> None:
-        """PATCH the email and create a user with an email, over and over."""
         number = 0
         while not done.is_set():
             number += 1
-            email = f"p{number}@ex.io"
-            patched = await client.patch(f"/users/{user_id}", json={"email": email})
+            (email, patched), (name, created) = await write(number)
             patches.append((email, patched, time.monotonic()))
-            name = f"c{number}"
-            body = {"username": name, "password": PASSWORD, "email": f"{name}@ex.io"}
-            creates.append((name, await client.post("/users", json=body), time.monotonic()))
+            creates.append((name, created, time.monotonic()))
             await asyncio.sleep(0.05)
 
     async with holder_engine.connect() as holder:
@@ -122,31 +151,94 @@ async def test_writes_acknowledged_while_a_downgrade_waits_come_back_with_the_up
     await writers
     _out, err = downgrade.communicate()
     assert code == 0, err
-
     for _value, response, _at in patches + creates:
         assert response.status_code in (200, 201, 503), response.text
-    acknowledged_patches = [(v, at) for v, r, at in patches if r.status_code == 200]
-    acknowledged_creates = [(n, at) for n, r, at in creates if r.status_code == 201]
     if backend != "sqlite":
         # The issue's reproduction: writes answered 200/201 while the downgrade waited.
-        assert any(at < released_at for _v, at in acknowledged_patches), patches[:3]
-        assert any(at < released_at for _n, at in acknowledged_creates), creates[:3]
+        assert any(r.status_code == 200 and at < released_at for _v, r, at in patches), patches[:3]
+        assert any(r.status_code == 201 and at < released_at for _v, r, at in creates), creates[:3]
+    return patches, creates, released_at
+
+
+def acknowledged(writes: Writes, status: int) -> list[str]:
+    return [value for value, response, _at in writes if response.status_code == status]
+
+
+async def test_writes_acknowledged_while_the_head_revision_downgrades_come_back_with_the_upgrade(
+    client: AsyncClient, database_url_at_head: str, backend: str, holder_engine: AsyncEngine
+) -> None:
+    """Today's service writes through its own API while `downgrade -1` takes back the head."""
+    url = database_url_at_head
+    owner = await register(client, "u31", PASSWORD, email="old@ex.io")
+
+    async def write(number: int) -> tuple[tuple[str, Response], tuple[str, Response]]:
+        email, name = f"p{number}@ex.io", f"c{number}"
+        patched = await client.patch(
+            f"/users/{owner.id}", json={"email": email}, headers=owner.headers
+        )
+        body = {"username": name, "password": PASSWORD, "email": f"{name}@ex.io"}
+        return (email, patched), (name, await client.post("/users", json=body))
+
+    patches, creates, _released_at = await downgrade_while_writing(
+        url, backend, holder_engine, write
+    )
 
     await asyncio.to_thread(run_alembic, url, "upgrade", "head")
     stored = await asyncio.to_thread(on_database, url, emails)
-    expected_email = acknowledged_patches[-1][0] if acknowledged_patches else "old@ex.io"
-    assert stored["u31"] == expected_email
-    for name, _at in acknowledged_creates:
+    patched = acknowledged(patches, 200)
+    assert stored["u31"] == (patched[-1] if patched else "old@ex.io")
+    created = acknowledged(creates, 201)
+    for name in created:
+        assert stored.get(name, "missing") == f"{name}@ex.io", name
+    # The dropped column was derived: the upgrade keys every user again, those created meanwhile
+    # included.
+    stored_keys = await asyncio.to_thread(on_database, url, keys)
+    assert {name: stored_keys[name] for name in created} == {n: username_key(n) for n in created}
+    print(
+        f"{backend}: {len(patched)}/{len(patches)} patches and "
+        f"{len(created)}/{len(creates)} creates acknowledged, none lost"
+    )
+
+
+async def test_writes_acknowledged_while_0002_downgrades_come_back_with_the_upgrade(
+    release_client: AsyncClient,
+    database_url_at_release: str,
+    backend: str,
+    holder_engine: AsyncEngine,
+) -> None:
+    """The release at 0002 writes emails while 0002's downgrade archives them and drops them."""
+    url = database_url_at_release
+    created = await release_client.post(
+        "/users", json={"username": "u31", "password": PASSWORD, "email": "old@ex.io"}
+    )
+    user_id = created.json()["id"]
+
+    async def write(number: int) -> tuple[tuple[str, Response], tuple[str, Response]]:
+        email, name = f"p{number}@ex.io", f"c{number}"
+        patched = await release_client.patch(f"/users/{user_id}", json={"email": email})
+        body = {"username": name, "password": PASSWORD, "email": f"{name}@ex.io"}
+        return (email, patched), (name, await release_client.post("/users", json=body))
+
+    patches, creates, _released_at = await downgrade_while_writing(
+        url, backend, holder_engine, write
+    )
+
+    await asyncio.to_thread(run_alembic, url, "upgrade", "head")
+    stored = await asyncio.to_thread(on_database, url, emails)
+    patched = acknowledged(patches, 200)
+    assert stored["u31"] == (patched[-1] if patched else "old@ex.io")
+    created_names = acknowledged(creates, 201)
+    for name in created_names:
         assert stored.get(name, "missing") == f"{name}@ex.io", name
     print(
-        f"{backend}: {len(acknowledged_patches)}/{len(patches)} patches and "
-        f"{len(acknowledged_creates)}/{len(creates)} creates acknowledged, none lost"
+        f"{backend}: {len(patched)}/{len(patches)} patches and "
+        f"{len(created_names)}/{len(creates)} creates acknowledged, none lost"
     )
 
 
 async def test_writes_during_the_copy_and_while_the_fence_waits_are_captured(
-    client: AsyncClient,
-    database_url_at_head: str,
+    release_client: AsyncClient,
+    database_url_at_release: str,
     backend: str,
     holder_engine: AsyncEngine,
     monkeypatch: pytest.MonkeyPatch,
@@ -155,7 +247,7 @@ async def test_writes_during_the_copy_and_while_the_fence_waits_are_captured(
     writes after the copy, and while the fence waits behind a reader, must all come back."""
     if backend == "sqlite":
         pytest.skip("SQLite copies inside the run's one exclusive transaction: no triggers")
-    url = database_url_at_head
+    url, client = database_url_at_release, release_client
     user_id = (
         await client.post(
             "/users", json={"username": "u31", "password": PASSWORD, "email": "old@ex.io"}
@@ -219,16 +311,6 @@ def project_with_a_slow_downgrade(tmp_path: Path) -> Path:
     return root
 
 
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
-    ):
-        yield client
-
-
 async def wait_for(marker: Path, process: "subprocess.Popen[str]", timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not await asyncio.to_thread(marker.exists):
@@ -246,19 +328,17 @@ def add_ann(connection: Connection) -> int:
 
 
 async def test_a_write_held_off_by_a_downgrade_is_answered_503_and_not_lost(
-    database_url_at_head: str, project_with_a_slow_downgrade: Path, tmp_path: Path
+    database_url_at_release: str, project_with_a_slow_downgrade: Path, tmp_path: Path
 ) -> None:
-    url, root = database_url_at_head, project_with_a_slow_downgrade
+    url, root = database_url_at_release, project_with_a_slow_downgrade
     marker = tmp_path / "paused"
     user_id = await asyncio.to_thread(on_database, url, add_ann)
     # A deadline shorter than the pause: a write held off is answered, not queued. On SQLite
     # the busy timeout ends the wait first (a "database is locked" 503): a write cancelled by
     # the deadline while it waits for SQLite's lock can leave its connection holding the lock
     # (aiosqlite's close/stop race), which would then stall the next migration.
-    short = Settings(
-        database_url=url, request_timeout_s=3, sqlite_busy_timeout_ms=1000, hash_wait_s=60
-    )
-    async with serve(short) as client:
+    short = release_settings(url, request_timeout_s=3, sqlite_busy_timeout_ms=1000)
+    async with serve(create_release_0002_app(short)) as client:
         downgrade = await asyncio.to_thread(
             start_alembic,
             url,
