@@ -16,11 +16,21 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
 from app.config import get_settings
 from app.models import User
 from app.state import AppState
+
+# user_list as 0001 made it: the model's later columns (role, with its default, username_key)
+# do not exist until 0004 and 0005 run, and an INSERT naming them would fail until then.
+USERS_0001 = Table(
+    "user_list",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("username", String),
+    Column("password_hash", String),
+)
 
 
 @asynccontextmanager
@@ -52,9 +62,7 @@ class NewUser(BaseModel):
 async def add_user(body: NewUser, state: Annotated[AppState, Depends(get_state)]) -> JSONResponse:
     password_hash = await state.hasher.hash(body.password)
     async with state.engine.begin() as connection:
-        statement = insert(User.__table__).values(  # type: ignore[arg-type]
-            username=body.username, password_hash=password_hash
-        )
+        statement = insert(USERS_0001).values(username=body.username, password_hash=password_hash)
         result = await connection.execute(statement)
     return JSONResponse({"id": result.inserted_primary_key[0]}, status_code=201)
 
