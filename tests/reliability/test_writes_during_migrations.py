@@ -118,11 +118,11 @@ async def downgrade_while_writing(
     backend: str,
     holder_engine: AsyncEngine,
     write: Callable[[int], Awaitable[tuple[tuple[str, Response], tuple[str, Response]]]],
-) -> tuple[Writes, Writes, float]:
+) -> tuple[Writes, Writes]:
     """The reproduction: hold a reader open, `downgrade -1`, write meanwhile, release it.
 
     `write(n)` makes the n-th PATCH and create; the patches and creates are returned with the
-    time of their answers, and the time the reader let go.
+    time of their answers.
     """
     patches: Writes = []
     creates: Writes = []
@@ -157,11 +157,30 @@ async def downgrade_while_writing(
         # The issue's reproduction: writes answered 200/201 while the downgrade waited.
         assert any(r.status_code == 200 and at < released_at for _v, r, at in patches), patches[:3]
         assert any(r.status_code == 201 and at < released_at for _v, r, at in creates), creates[:3]
-    return patches, creates, released_at
+    return patches, creates
 
 
 def acknowledged(writes: Writes, status: int) -> list[str]:
     return [value for value, response, _at in writes if response.status_code == status]
+
+
+async def upgrade_and_find_every_acknowledged_write(
+    url: str, backend: str, patches: Writes, creates: Writes
+) -> list[str]:
+    """`upgrade head`, then u31's last acknowledged email and every acknowledged create's are
+    stored; the names of those creates."""
+    await asyncio.to_thread(run_alembic, url, "upgrade", "head")
+    stored = await asyncio.to_thread(on_database, url, emails)
+    patched = acknowledged(patches, 200)
+    assert stored["u31"] == (patched[-1] if patched else "old@ex.io")
+    created = acknowledged(creates, 201)
+    for name in created:
+        assert stored.get(name, "missing") == f"{name}@ex.io", name
+    print(
+        f"{backend}: {len(patched)}/{len(patches)} patches and "
+        f"{len(created)}/{len(creates)} creates acknowledged, none lost"
+    )
+    return created
 
 
 async def test_writes_acknowledged_while_the_head_revision_downgrades_come_back_with_the_upgrade(
@@ -179,25 +198,13 @@ async def test_writes_acknowledged_while_the_head_revision_downgrades_come_back_
         body = {"username": name, "password": PASSWORD, "email": f"{name}@ex.io"}
         return (email, patched), (name, await client.post("/users", json=body))
 
-    patches, creates, _released_at = await downgrade_while_writing(
-        url, backend, holder_engine, write
-    )
+    patches, creates = await downgrade_while_writing(url, backend, holder_engine, write)
 
-    await asyncio.to_thread(run_alembic, url, "upgrade", "head")
-    stored = await asyncio.to_thread(on_database, url, emails)
-    patched = acknowledged(patches, 200)
-    assert stored["u31"] == (patched[-1] if patched else "old@ex.io")
-    created = acknowledged(creates, 201)
-    for name in created:
-        assert stored.get(name, "missing") == f"{name}@ex.io", name
+    created = await upgrade_and_find_every_acknowledged_write(url, backend, patches, creates)
     # The dropped column was derived: the upgrade keys every user again, those created meanwhile
     # included.
     stored_keys = await asyncio.to_thread(on_database, url, keys)
     assert {name: stored_keys[name] for name in created} == {n: username_key(n) for n in created}
-    print(
-        f"{backend}: {len(patched)}/{len(patches)} patches and "
-        f"{len(created)}/{len(creates)} creates acknowledged, none lost"
-    )
 
 
 async def test_writes_acknowledged_while_0002_downgrades_come_back_with_the_upgrade(
@@ -219,21 +226,9 @@ async def test_writes_acknowledged_while_0002_downgrades_come_back_with_the_upgr
         body = {"username": name, "password": PASSWORD, "email": f"{name}@ex.io"}
         return (email, patched), (name, await release_client.post("/users", json=body))
 
-    patches, creates, _released_at = await downgrade_while_writing(
-        url, backend, holder_engine, write
-    )
+    patches, creates = await downgrade_while_writing(url, backend, holder_engine, write)
 
-    await asyncio.to_thread(run_alembic, url, "upgrade", "head")
-    stored = await asyncio.to_thread(on_database, url, emails)
-    patched = acknowledged(patches, 200)
-    assert stored["u31"] == (patched[-1] if patched else "old@ex.io")
-    created_names = acknowledged(creates, 201)
-    for name in created_names:
-        assert stored.get(name, "missing") == f"{name}@ex.io", name
-    print(
-        f"{backend}: {len(patched)}/{len(patches)} patches and "
-        f"{len(created_names)}/{len(creates)} creates acknowledged, none lost"
-    )
+    await upgrade_and_find_every_acknowledged_write(url, backend, patches, creates)
 
 
 async def test_writes_during_the_copy_and_while_the_fence_waits_are_captured(
