@@ -10,8 +10,9 @@ import logging
 import time
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.asgi import HttpMiddleware, ResponseWatch
 from app.metrics import UNMATCHED_ROUTE, observe_request
 
 logger = logging.getLogger("app.access")
@@ -29,36 +30,27 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
-class AccessMiddleware:
+class AccessMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, access_log: bool, metrics: bool) -> None:
-        self.app = app
+        super().__init__(app)
         self.access_log = access_log
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 0
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watch = ResponseWatch(send)
+        fallback = 499  # the client left before any answer
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, receive, watch.send)
         except Exception:
             errors.exception("unhandled error in %s %s", scope["method"], route_template(scope))
-            if status:  # the answer had begun: the server closes the connection
+            if watch.status:  # the answer had begun: the server closes the connection
                 raise
-            status = 500
+            fallback = 500
             response = JSONResponse({"detail": "internal server error"}, status_code=500)
             await response(scope, receive, send)
         finally:
-            self._record(scope, status or 499, time.perf_counter() - started)
+            self._record(scope, watch.status or fallback, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         if not (self.access_log or self.metrics):

@@ -13,10 +13,12 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi import HttpMiddleware
+
 _HOST_ALLOWED = "user_service.host_allowed"
 
 
-class HostCheckMiddleware:
+class HostCheckMiddleware(HttpMiddleware):
     """Starlette's `TrustedHostMiddleware`, answering an unknown Host with a JSON 400.
 
     A page on rebind.attacker.example that resolves to 127.0.0.1 reaches a local instance
@@ -28,7 +30,7 @@ class HostCheckMiddleware:
     def __init__(
         self, app: ASGIApp, *, allowed_hosts: Sequence[str], exempt: Collection[str]
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.exempt = frozenset(exempt)
         self.trusted = TrustedHostMiddleware(
             self._allowed, allowed_hosts=allowed_hosts, www_redirect=False
@@ -38,10 +40,10 @@ class HostCheckMiddleware:
         scope[_HOST_ALLOWED] = True
         await self.app(scope, receive, send)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
+    def applies_to(self, scope: Scope) -> bool:
+        return super().applies_to(scope) and scope["path"] not in self.exempt
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         refused = False
 
         async def send_unless_refused(message: Message) -> None:
@@ -64,18 +66,11 @@ SECURITY_HEADERS = (
 )
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     """Adds `X-Content-Type-Options: nosniff` and `Cache-Control: no-store` to every answer
     that does not set them itself."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -111,7 +106,7 @@ def _is_json(content_type: bytes | None) -> bool:
     )
 
 
-class DuplicateKeyMiddleware:
+class DuplicateKeyMiddleware(HttpMiddleware):
     """A JSON body that gives a key twice is a 422, in FastAPI's validation shape.
 
     Python's json (and so FastAPI) keeps the last value and says nothing: `{"email": "a@ex.io",
@@ -120,16 +115,14 @@ class DuplicateKeyMiddleware:
     left for FastAPI to answer. Sits inside the body cap, so it parses at most that many bytes.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def applies_to(self, scope: Scope) -> bool:
+        return (
+            super().applies_to(scope)
+            and scope["method"] in ("POST", "PUT", "PATCH")
+            and _is_json(dict(scope["headers"]).get(b"content-type"))
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        if not _is_json(dict(scope["headers"]).get(b"content-type")):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         messages: list[Message] = []
         body = b""
         while True:

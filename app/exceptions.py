@@ -17,6 +17,10 @@ class DomainError(Exception):
     # What the OpenAPI page says this answer means, and the client's message when fixed.
     description: ClassVar[str] = "Bad request"
     message: ClassVar[str] = "bad request"
+    # Seconds the client should wait before retrying (Retry-After), if the answer says so.
+    retry_after_s: int | None = None
+    # The scheme a 401 challenges the client to use (WWW-Authenticate).
+    challenge: ClassVar[str | None] = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.message
@@ -24,7 +28,12 @@ class DomainError(Exception):
 
     @property
     def headers(self) -> dict[str, str] | None:
-        return None
+        headers = {}
+        if self.retry_after_s is not None:
+            headers["Retry-After"] = str(self.retry_after_s)
+        if self.challenge is not None:
+            headers["WWW-Authenticate"] = self.challenge
+        return headers or None
 
     @classmethod
     def example(cls) -> "DomainError":
@@ -38,10 +47,7 @@ class Unavailable(DomainError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
     description = "Temporarily unavailable: see Retry-After"
     message = "temporarily unavailable, retry later"
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"Retry-After": str(RETRY_AFTER_S)}
+    retry_after_s = RETRY_AFTER_S
 
 
 class UserNotFound(DomainError):
@@ -82,10 +88,7 @@ class Unauthorized(DomainError):
     status_code = HTTPStatus.UNAUTHORIZED
     description = "Not authenticated: no token, or an invalid, expired or revoked one"
     message = "not authenticated"
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"WWW-Authenticate": "Bearer"}
+    challenge = "Bearer"
 
 
 class LoginFailed(Unauthorized):
@@ -116,10 +119,6 @@ class TooManyAttempts(DomainError):
     def __init__(self, retry_after_s: int = 60) -> None:
         super().__init__()
         self.retry_after_s = max(1, retry_after_s)
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"Retry-After": str(self.retry_after_s)}
 
 
 class DatabaseUnavailable(Unavailable):

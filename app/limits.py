@@ -16,6 +16,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi import HttpMiddleware, ResponseWatch
 from app.config import Settings
 from app.error_handlers import error_response
 from app.exceptions import RequestTimedOut
@@ -27,7 +28,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REDIS_TIMEOUT_S = 0.25
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """Reads the request body up front, answering 413 as soon as it passes `max_bytes`.
 
     Starlette's own limit answers a too-large `Content-Length` in plain text; this one keeps
@@ -35,13 +36,10 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._too_large(scope, receive, send)
@@ -79,7 +77,7 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class DeadlineMiddleware:
+class DeadlineMiddleware(HttpMiddleware):
     """Answers 503 (with `Retry-After`) for a request still running after `timeout_s`.
 
     Connect and pool timeouts bound waiting for a *new* connection, but nothing in aiomysql
@@ -88,26 +86,17 @@ class DeadlineMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.timeout_s = timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watch = ResponseWatch(send)
         deadline = asyncio.timeout(self.timeout_s)
         try:
             async with deadline:
-                await self.app(scope, receive, send_tracked)
+                await self.app(scope, receive, watch.send)
         except TimeoutError:
-            if not deadline.expired() or started:
+            if not deadline.expired() or watch.status:
                 raise
             logger.warning("request timed out: %s %s", scope["method"], scope["path"])
             count_refusal(503, "request_timeout")
@@ -164,7 +153,7 @@ def write_limit(per_minute: int, burst: int) -> RateLimitItem:
     return RateLimitItemPerSecond(burst, window_s)
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(HttpMiddleware):
     """Writes (POST, PUT, PATCH, DELETE) per client address, through the app's `RateLimiter`.
 
     The address is the peer's, or the one a trusted proxy forwarded: uvicorn rewrites it from
@@ -173,13 +162,13 @@ class RateLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, per_minute: int, burst: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = write_limit(per_minute, burst)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
-            await self.app(scope, receive, send)
-            return
+    def applies_to(self, scope: Scope) -> bool:
+        return super().applies_to(scope) and scope["method"] in WRITE_METHODS
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         limiter: RateLimiter = scope["app"].state.runtime.limiter
         wait = await limiter.wait_for(self.limit, "writes", client[0] if client else "unknown")

@@ -11,41 +11,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    inspect,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects import mysql
+import sqlalchemy as sa
+from sqlalchemy import Connection, func, inspect, select, text, update
 
-from app.migrate.config import ARCHIVE_PREFIX, CATALOG_TABLE, is_archive_table
-
-catalog_table = Table(
+from app.migrate.config import (
+    ARCHIVE_PREFIX,
+    BOOKKEEPING_TIMESTAMP,
     CATALOG_TABLE,
-    MetaData(),
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("archive", String(64), nullable=False),
-    Column("revision", String(64), nullable=False),
-    Column("source_table", String(64), nullable=False),
-    Column("kind", String(10), nullable=False),  # columns | table | unknown (found, not made)
+    is_archive_table,
+)
+
+catalog_table = sa.Table(
+    CATALOG_TABLE,
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("archive", sa.String(64), nullable=False),
+    sa.Column("revision", sa.String(64), nullable=False),
+    sa.Column("source_table", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),  # columns | table | unknown (found, not made)
     # JSON {archive column: [table, column]}: which rows of which table each archived row
     # belongs to (its key, and its foreign keys): what deleting a user must reach.
-    Column("refers", Text, nullable=False),
-    Column("next_id", BigInteger),  # the source table's next id when it was archived
-    Column("created_at", DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")),
-    Column("ended_at", DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")),
-    Column("ended", String(10)),  # restored | purged | replaced
+    sa.Column("refers", sa.Text, nullable=False),
+    sa.Column("next_id", sa.BigInteger),  # the source table's next id when it was archived
+    sa.Column("created_at", BOOKKEEPING_TIMESTAMP),
+    sa.Column("ended_at", BOOKKEEPING_TIMESTAMP),
+    sa.Column("ended", sa.String(10)),  # restored | purged | replaced
     mysql_charset="utf8mb4",
 )
 

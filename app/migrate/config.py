@@ -5,6 +5,8 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import DateTime
+from sqlalchemy.dialects import mysql
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
@@ -14,6 +16,9 @@ ARCHIVE_PREFIX = "migration_archive_"
 # The register of archives (when each was made, what its rows refer to, the id high-water
 # mark): no trailing underscore, so it is not itself taken for an archive.
 CATALOG_TABLE = "migration_archives"
+# When a bookkeeping row was written: to the microsecond on MySQL/MariaDB too (their DATETIME
+# drops fractions by default), so rows written in one second keep their order.
+BOOKKEEPING_TIMESTAMP = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def alembic_config(project: Path = PROJECT_ROOT) -> Config:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -31,12 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.schema import CreateColumn
 
 from app.backend import instant_clause, is_mysql
 from app.migrate.checksums import file_checksum, script_modules
-from app.migrate.config import JOURNAL_TABLE
+from app.migrate.config import BOOKKEEPING_TIMESTAMP, JOURNAL_TABLE
 from app.migrate.fence import release_fence
 from app.migrate.journal_chain import GENESIS, row_digest
 
@@ -52,11 +50,7 @@ journal_table = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("revision", String(64), nullable=False),
     Column("direction", String(10), nullable=False),  # upgrade | downgrade | stamp
-    Column(
-        "started_at",
-        DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
-        nullable=False,
-    ),
+    Column("started_at", BOOKKEEPING_TIMESTAMP, nullable=False),
     Column("duration_ms", Integer, nullable=False),
     Column("success", Boolean, nullable=False),
     Column("error", Text),

@@ -68,6 +68,13 @@ router = APIRouter()
 
 CREATE_ERRORS = responses_for(UsernameTaken, HashingBusy, DatabaseUnavailable)
 READ_ERRORS = responses_for(Unauthorized, UserNotFound, DatabaseUnavailable)
+# The tutorial's paths and their REST names serve the same endpoints (`name` keeps each path
+# its own OpenAPI operation); these are the options both share.
+REGISTER_ROUTE: dict[str, Any] = {
+    "status_code": status.HTTP_201_CREATED,
+    "responses": CREATE_ERRORS,
+}
+READ_ROUTE: dict[str, Any] = {"responses": READ_ERRORS, "response_model_exclude_unset": True}
 UPDATE_ERRORS = responses_for(
     Unauthorized,
     Forbidden,
@@ -102,34 +109,9 @@ async def _create(session: SessionDep, hasher: HashingPool, body: UserCreate) ->
     return UserOut.model_validate(user)
 
 
-async def _read_user(
-    connection: ReadConnectionDep, viewer: CurrentUser | None, user_id: int
-) -> UserOut:
-    # The hot path: a Core read on a bare connection (see AppState.read_connection).
-    row = await crud.read_public_user(connection, user_id=user_id)
-    return _shown_to(viewer, row.id, row.username, row.email)
-
-
-@router.post(
-    "/user/add", status_code=status.HTTP_201_CREATED, tags=["tutorial"], responses=CREATE_ERRORS
-)
-async def add_user(session: SessionDep, hasher: HasherDep, body: UserCreate) -> UserOut:
-    """The tutorial's route: register a user (POST only; creating on GET was unsafe). Open."""
-    return await _create(session, hasher, body)
-
-
-@router.get(
-    "/show/{user_id}", tags=["tutorial"], responses=READ_ERRORS, response_model_exclude_unset=True
-)
-async def show_user(
-    connection: ReadConnectionDep, viewer: OptionalUserDep, user_id: UserId
-) -> UserOut:
-    """The tutorial's route: one user; the email only to that user and to admins."""
-    return await _read_user(connection, viewer, user_id)
-
-
-@router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"], responses=CREATE_ERRORS)
-async def create_user(session: SessionDep, hasher: HasherDep, body: UserCreate) -> UserOut:
+@router.post("/user/add", name="add_user", tags=["tutorial"], **REGISTER_ROUTE)
+@router.post("/users", name="create_user", tags=["users"], **REGISTER_ROUTE)
+async def register(session: SessionDep, hasher: HasherDep, body: UserCreate) -> UserOut:
     """Register a user. Open to anyone."""
     return await _create(session, hasher, body)
 
@@ -164,14 +146,15 @@ async def read_me(viewer: CurrentUserDep) -> Me:
     return Me(id=viewer.user_id, username=viewer.username, email=viewer.email, role=viewer.role)
 
 
-@router.get(
-    "/users/{user_id}", tags=["users"], responses=READ_ERRORS, response_model_exclude_unset=True
-)
-async def get_user(
+@router.get("/show/{user_id}", name="show_user", tags=["tutorial"], **READ_ROUTE)
+@router.get("/users/{user_id}", name="get_user", tags=["users"], **READ_ROUTE)
+async def read_user(
     connection: ReadConnectionDep, viewer: OptionalUserDep, user_id: UserId
 ) -> UserOut:
     """One user; the email only to that user and to admins."""
-    return await _read_user(connection, viewer, user_id)
+    # The hot path: a Core read on a bare connection (see AppState.read_connection).
+    row = await crud.read_public_user(connection, user_id=user_id)
+    return _shown_to(viewer, row.id, row.username, row.email)
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses=UPDATE_ERRORS)

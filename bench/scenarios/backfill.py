@@ -23,6 +23,7 @@ from bench.harness import BIN, ROOT, Server, log
 PORT = 18109
 CREATE_EVERY_S = 0.5  # a trickle: two registrations a second, each an argon2 hash
 PROGRESS = re.compile(r"backfill user_list\.username_key: .*: done")
+WINDOW_S = 2  # each wrk run's length: the resolution at which a read spike is placed in time
 
 
 def _creates(url: str, stop: threading.Event, tag: str) -> dict[str, Any]:
@@ -52,31 +53,47 @@ def _creates(url: str, stop: threading.Event, tag: str) -> dict[str, Any]:
     return outcome
 
 
-def _reads_until(url: str, done: threading.Event, rows: int) -> dict[str, Any]:
-    """Back-to-back wrk runs (c=16 GET /show) until `done`; their sum, and the worst latency."""
-    runs = []
+def _reads_until(url: str, done: threading.Event, rows: int, t0: float) -> dict[str, Any]:
+    """Back-to-back wrk runs (c=16 GET /show) until `done`; their sum, the worst latency, and
+    each run's start (seconds after `t0`) with its worst latency, to place a spike in time."""
+    runs, starts = [], []
     while not done.is_set():
-        runs.append(harness.wrk(url, "show.lua", 16, max(SECONDS, 3), str(rows)))
+        starts.append(time.perf_counter() - t0)
+        runs.append(harness.wrk(url, "show.lua", 16, WINDOW_S, str(rows)))
     return {
         "runs": len(runs),
         "requests": sum(r["requests"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "max_us": max((r["max_us"] for r in runs), default=0),
         "p99_us": max((r["p99_us"] for r in runs), default=0),
+        "windows": [[round(t, 1), r["max_us"]] for t, r in zip(starts, runs, strict=True)],
     }
 
 
-def _upgrade(url: str) -> tuple[float, str]:
+def _upgrade(url: str, t0: float) -> tuple[float, list[list[Any]]]:
+    """`alembic upgrade head`; its wall time, and each stderr line with when it came (after
+    `t0`): alembic's "Running upgrade" lines and the backfill's progress mark the phases."""
     started = time.perf_counter()
-    result = subprocess.run(  # noqa: S603 (the project's own alembic)
+    process = subprocess.Popen(  # noqa: S603 (the project's own alembic)
         [str(BIN / "alembic"), "upgrade", "head"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         text=True,
-        check=True,
     )
-    return time.perf_counter() - started, result.stderr
+    assert process.stderr is not None
+    lines = [[round(time.perf_counter() - t0, 1), line.rstrip()] for line in process.stderr]
+    if process.wait() != 0:
+        last = " | ".join(text for _, text in lines[-5:])
+        raise RuntimeError(f"alembic upgrade head failed: {last}")
+    return time.perf_counter() - started, lines
+
+
+def phase_at(lines: list[list[Any]], at_s: float) -> str:
+    """The last migration output line before `at_s`: what the migration was doing then."""
+    before = [line for t, line in lines if t <= at_s]
+    return before[-1] if before else "(before the migration started)"
 
 
 def scenario_backfill(results: Results, secret: str) -> None:
@@ -96,13 +113,14 @@ def scenario_backfill(results: Results, secret: str) -> None:
     server.start()
     timings: dict[str, Any] = {}
     migrated, stop_creates = threading.Event(), threading.Event()
+    t0 = 0.0  # when the reads start: the time line's origin
 
     def migrate() -> None:
         try:
             time.sleep(2)  # the load first, then the migration under it
-            timings["upgrade_s"], stderr = _upgrade(url)
-            done_lines = [line for line in stderr.splitlines() if PROGRESS.search(line)]
-            timings["progress"] = done_lines
+            timings["upgrade_s"], lines = _upgrade(url, t0)
+            timings["progress"] = [line for _, line in lines if PROGRESS.search(line)]
+            timings["output"] = lines
         finally:
             migrated.set()
 
@@ -114,9 +132,10 @@ def scenario_backfill(results: Results, secret: str) -> None:
             target=lambda: creates.update(_creates(server.url, stop_creates, "bf"))
         )
         creator.start()
+        t0 = time.perf_counter()
         migrator = threading.Thread(target=migrate)
         migrator.start()
-        load = _reads_until(server.url, migrated, MIGRATION_ROWS)
+        load = _reads_until(server.url, migrated, MIGRATION_ROWS, t0)
         migrator.join()
         stop_creates.set()
         creator.join()
@@ -143,3 +162,6 @@ def scenario_backfill(results: Results, secret: str) -> None:
         f"ms); {keyless} users created after the last pass without a key")  # fmt: skip
     for line in timings["progress"]:
         log(f"  {line}")
+    worst_at, worst_us = max(load["windows"], key=lambda window: window[1])
+    log(f"  worst read {worst_us / 1000:.0f} ms in the {WINDOW_S} s from t={worst_at:.0f} s; "
+        f"the migration was at: {phase_at(timings['output'], worst_at + WINDOW_S)}")  # fmt: skip

@@ -44,26 +44,17 @@ REBUILDS = re.compile(r"^(?:FORCE|ENGINE|ROW_FORMAT|ORDER\s+BY|KEY_BLOCK_SIZE)\b
 
 
 def statements(sql: str) -> list[str]:
-    """`sql` split at semicolons outside quotes, blank statements dropped."""
-    parts: list[str] = []
-    current: list[str] = []
-    quote = ""
-    for ch in sql:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == ";":
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    parts.append("".join(current))
-    return [" ".join(p.split()) for p in parts if p.strip()]
+    """`sql` split at top-level semicolons, white space folded, blank statements dropped."""
+    return [" ".join(part.split()) for part in _split_outside(sql, ";")]
 
 
 def split_top_level(text: str) -> list[str]:
     """Comma-separated clauses, ignoring commas inside parentheses and quotes."""
+    return [part.strip() for part in _split_outside(text, ",")]
+
+
+def _split_outside(text: str, separator: str) -> list[str]:
+    """The non-blank pieces of `text` between `separator`s outside quotes and parentheses."""
     parts: list[str] = []
     current: list[str] = []
     depth, quote = 0, ""
@@ -76,13 +67,13 @@ def split_top_level(text: str) -> list[str]:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append("".join(current).strip())
+        elif ch == separator and depth == 0:
+            parts.append("".join(current))
             current = []
             continue
         current.append(ch)
-    parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    parts.append("".join(current))
+    return [part for part in parts if part.strip()]
 
 
 def _table(name: str) -> str | None:
