@@ -2,8 +2,9 @@
 
 Expand: a nullable column (INSTANT on MariaDB). Backfill: every existing user's canonical key
 (app.usernames), in batches, one commit per batch on MySQL/MariaDB, progress on stderr.
-Contract: stop if existing users collide (listing them by id), else the unique index, built
-online; then a last pass over users the previous release created meanwhile.
+Contract: the unique index, built online, which is the look-alike check: if existing users
+collide it fails and they are listed by id. Then a last pass over users the previous release
+created meanwhile.
 
 Every step is resumable: a run killed half-way left its DDL and finished batches committed on
 MySQL/MariaDB (nothing on SQLite, where the run is one transaction), and the next run skips what
@@ -22,7 +23,14 @@ from alembic import context, op
 from app.backend import instant_clause, is_mariadb, is_mysql
 from app.config import get_settings
 from app.migrate.backfill import batch_commits
-from app.migrate.username_keys import COLUMN, INDEX, has_key_column, has_key_index, key_usernames
+from app.migrate.username_keys import (
+    COLUMN,
+    INDEX,
+    collisions_named,
+    has_key_column,
+    has_key_index,
+    key_usernames,
+)
 from app.models import USERNAME_KEY_MAX
 
 revision: str = "0005"
@@ -47,18 +55,20 @@ def _add_column() -> None:
 
 
 def _add_unique_index() -> None:
-    if is_mysql(op.get_context().dialect):
-        # Built while the table takes reads and writes; the server refuses rather than lock.
-        op.execute(
-            f"CREATE UNIQUE INDEX {INDEX} ON user_list ({COLUMN}) ALGORITHM=INPLACE LOCK=NONE"
-        )
-    else:
-        op.create_index(INDEX, "user_list", [COLUMN], unique=True)
+    # Look-alikes make the build fail: their keys are cleared (committed) and they are listed.
+    with batch_commits(op.get_context()), collisions_named(op.get_bind()):
+        if is_mysql(op.get_context().dialect):
+            # Built while the table takes reads and writes; the server refuses rather than lock.
+            op.execute(
+                f"CREATE UNIQUE INDEX {INDEX} ON user_list ({COLUMN}) ALGORITHM=INPLACE LOCK=NONE"
+            )
+        else:
+            op.create_index(INDEX, "user_list", [COLUMN], unique=True)
 
 
 def _key_usernames() -> None:
     with batch_commits(op.get_context()):
-        key_usernames(op.get_bind(), get_settings())
+        key_usernames(op.get_bind(), get_settings(), find_collisions=False)
 
 
 # lint: allow multiple-ddl because each step skips what a killed run did, so a rerun resumes
@@ -75,9 +85,9 @@ def upgrade() -> None:
     bind = op.get_bind()
     if not has_key_column(bind):
         _add_column()
-    _key_usernames()  # raises, listing the users, if existing users collide
+    _key_usernames()
     if not has_key_index(bind):
-        _add_unique_index()
+        _add_unique_index()  # raises, listing the users, if existing users collide
     _key_usernames()  # users the previous release created while the index was built
 
 
