@@ -128,8 +128,9 @@ def goal_notes(results: dict[str, Any]) -> str:
         "- **Backfill 0005 on 1M rows.** The previous release serves c=16 reads and registers "
         "two users a second (argon2 hashes on the same cores) while 0005 adds `username_key` "
         "(INSTANT), keys every user in committed batches of MIGRATION_BACKFILL_BATCH_SIZE (500) "
-        "rows, checks for look-alikes, builds the unique index with ALGORITHM=INPLACE, "
-        "LOCK=NONE, and keys the users registered meanwhile. Reads run as back-to-back wrk runs "
+        "rows, builds the unique index with ALGORITHM=INPLACE, LOCK=NONE (the build is the "
+        "look-alike check: it sorts the keys once, where a GROUP BY over the unindexed column "
+        "took 14 s), and keys the users registered meanwhile. Reads run as back-to-back wrk runs "
         "for as long as the migration takes. Each batch is one UPDATE by primary key: it locks "
         "only its own rows for milliseconds, and plain reads never wait for row locks (MVCC). "
         "Users registered after the last pass are counted (`backfill-keys` keys them).",

@@ -396,7 +396,7 @@ def write(results: dict[str, Any]) -> None:
         load, creates = b["load"], b["creates"]
         md.append(f"| 0002→0005 (username keys) on {b['rows']:,} rows under c=16 reads and 2 "
                   f"creates/s by the previous release | {b['upgrade_s']:.1f} s (alembic CLI wall "
-                  f"time: column, backfill, collision check, online index, catch-up); reads "
+                  f"time: column, backfill, online index (the look-alike check), catch-up); reads "
                   f"{load['requests']:,}, {load['errors']} failed, max {_ms(load['max_us'])} ms; "
                   f"creates {creates['requests']}, {creates['errors']} failed, max "
                   f"{_ms(creates['max_us'])} ms; same reads without a migration: max "
