@@ -19,6 +19,7 @@ from app.db_pool import (
     ReadPool,
     bounded_aiomysql_connect,
     ping_idle_connections,
+    rollback_only_open_transactions,
 )
 
 
@@ -71,6 +72,8 @@ def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_s,
             pool_recycle=settings.db_pool_recycle_s,
+            # `rollback_only_open_transactions` resets a returned connection instead.
+            pool_reset_on_return=None,
         )
     return options
 
@@ -88,6 +91,7 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     elif pooled:
         ping_idle_connections(engine)
+        rollback_only_open_transactions(engine)
     return engine
 
 
@@ -110,6 +114,7 @@ def create_read_pool(settings: Settings, url: URL | None = None) -> ReadPool | N
         **engine_options(url, settings),
     )
     ping_idle_connections(reads)
+    rollback_only_open_transactions(reads)
     limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
     return ReadPool(reads, limit, settings.db_pool_timeout_s)
 

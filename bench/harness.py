@@ -232,8 +232,34 @@ def fill_sqlite(path: Path, rows: int, secret_column: str, secret: str) -> None:
 
 def _proc_cpu_ticks(pid: int) -> tuple[int, int]:
     """(process group, utime + stime in clock ticks) of one process; (-1, 0) once it is gone."""
+    return _proc_cpu_ticks_of(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_s(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds so far of the processes' main threads (a uvicorn worker's event loop) and of
+    all their other threads (the hashing pool, the default executor)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            group, used = _proc_cpu_ticks_of(task / "stat")
+            if group == -1:
+                continue
+            if int(task.name) == pid:
+                main += used
+            else:
+                other += used
+    return main / tick, other / tick
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds so far of one process (all its threads)."""
+    return _proc_cpu_ticks(pid)[1] / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu_ticks_of(stat: Path) -> tuple[int, int]:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return -1, 0
     return int(fields[2]), int(fields[11]) + int(fields[12])

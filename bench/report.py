@@ -5,6 +5,7 @@
 # ruff: noqa: RUF001  (multiplication signs are meant: this writes prose)
 
 import json
+import os
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +53,19 @@ def line(key: str, entry: dict[str, Any]) -> str:
     everything = [r for runs in rounds.values() for r in runs]
     parts.append(f"other load {foreign(everything):.0%}")
     return f"{key}: " + "; ".join(parts)
+
+
+def create_cpu_line(entry: dict[str, Any]) -> str:
+    """Where one create's CPU went, and the creates/s that much CPU allows on every core."""
+    parts = ("hashing_threads_ms", "loop_ms", "mariadb_ms", "wrk_ms")
+    total = sum(entry[k] for k in parts)
+    cores = os.cpu_count() or 1
+    return (
+        f"CPU per create {total:.1f} ms: hashing threads {entry['hashing_threads_ms']:.1f}, "
+        f"event loops {entry['loop_ms']:.1f}, MariaDB {entry['mariadb_ms']:.1f}, wrk "
+        f"{entry['wrk_ms']:.1f}; {cores} cores allow {1000 * cores / total:.0f}/s at that cost "
+        f"({entry['creates_per_s']:.0f}/s in that run, other load {entry['foreign_cpu']:.0%})"
+    )
 
 
 def _ms(us: float) -> str:
@@ -123,10 +137,11 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         ceiling = results["hashing"]["ceiling_per_s"]
         runs = results["create_mariadb_c8"]["rounds"]["ours"]
         rate, free = med(runs), 1 - foreign(runs)
+        where = f"; {create_cpu_line(results['create_cpu'])}" if "create_cpu" in results else ""
         return (
             f"{rate:.1f}/s = {rate / ceiling:.2f} of {ceiling:.1f}/s (other processes took "
-            f"{1 - free:.0%} of the machine: {rate / (ceiling * free):.2f} of what was left); "
-            f"before: {CREATES_BEFORE}",
+            f"{1 - free:.0%} of the machine: {rate / (ceiling * free):.2f} of what was left)"
+            f"{where}; before: {CREATES_BEFORE}",
             rate / ceiling >= 0.9,
         )
 

@@ -2,10 +2,12 @@
 # ruff: noqa: S603  (a harness runs local processes)
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from bench import harness, report
@@ -44,6 +46,7 @@ def scenario_mysql(results: Results) -> None:
         compare(results, f"create_mariadb_c{CREATE_CONNS}", sides, "create.lua", CREATE_CONNS,
                 "c{round}", timeout_s=10, seconds=2 * SECONDS)  # fmt: skip
         creates_against_ceiling(results)
+        create_cpu_breakdown(results, ours)
         log("reads during a create burst (and ours with argon2 threads at nice 10)")
         nice = nice_hashing_server()
         try:
@@ -71,6 +74,33 @@ def creates_against_ceiling(results: Results) -> None:
     )
     log(f"  ours: {rate:.1f} creates/s = {rate / ceiling:.2f} of the hashing ceiling "
         f"{ceiling:.1f}/s (before OWASP's parameters: 7.5/s of 8.2/s)")  # fmt: skip
+
+
+def create_cpu_breakdown(results: Results, ours: Server) -> None:
+    """Where one create's CPU goes: the workers' event loops, their hashing threads, MariaDB
+    and wrk, over one more create run (not one of the measured rounds)."""
+    workers = ours.worker_pids()
+    server_pid = int(Path("/run/mysqld/mysqld.pid").read_text())
+    loop0, threads0 = harness.thread_cpu_s(workers)
+    db0, own0 = harness.process_cpu_s(server_pid), _children_cpu_s()
+    run = wrk(ours.url, "create.lua", CREATE_CONNS, 2 * SECONDS, "cpu", timeout_s=10)
+    loop1, threads1 = harness.thread_cpu_s(workers)
+    db1, own1 = harness.process_cpu_s(server_pid), _children_cpu_s()
+    per_create_ms = 1000 / max(run["requests"], 1)
+    results["create_cpu"] = {
+        "creates_per_s": run["rps"],
+        "loop_ms": (loop1 - loop0) * per_create_ms,
+        "hashing_threads_ms": (threads1 - threads0) * per_create_ms,
+        "mariadb_ms": (db1 - db0) * per_create_ms,
+        "wrk_ms": (own1 - own0) * per_create_ms,
+        "foreign_cpu": run["foreign_cpu"],
+    }
+    log("  " + report.create_cpu_line(results["create_cpu"]))
+
+
+def _children_cpu_s() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def raw_ceiling(results: Results, ours: Server) -> None:
