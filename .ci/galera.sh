@@ -55,6 +55,9 @@ write_config() {
 [mysqld]
 user = mysql
 datadir = $dir/data
+# Its own tmpdir: a starting mariadbd deletes every #sql* file in its tmpdir, and in /tmp those
+# are the standalone server's live temporary tables (it crashed, or its queries failed).
+tmpdir = $dir/tmp
 socket = $(socket "$n")
 pid-file = $(pid_file "$n")
 log-error = $dir/error.log
@@ -150,10 +153,11 @@ start() {
   done
   rm -rf "$GALERA_DIR"
   for n in "${NODES[@]}"; do
-    mkdir -p "$(node_dir "$n")/data"
+    mkdir -p "$(node_dir "$n")/data" "$(node_dir "$n")/tmp"
     write_config "$n" "$provider"
     chown -R mysql:mysql "$(node_dir "$n")"
     mariadb-install-db --no-defaults --user=mysql --datadir="$(node_dir "$n")/data" \
+      --tmpdir="$(node_dir "$n")/tmp" \
       --auth-root-authentication-method=normal --skip-test-db >"$(node_dir "$n")/install.log" 2>&1
   done
   chown -R mysql:mysql "$GALERA_DIR"
