@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install dev run migrate test lint bench lock clean
+.PHONY: install dev run migrate test test-cluster galera galera-stop lint bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,20 @@ migrate: install
 run: migrate
 	$(BIN)/python -m app.serve --host $(HOST) --port $(PORT)
 
+# tests/cluster needs the Galera cluster (`make galera`); `make test-cluster` runs it.
 test: dev
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/cluster
+
+# Three MariaDB Galera nodes on 127.0.0.1:3311-3313 (.ci/galera.sh); `galera` is idempotent,
+# `galera-stop` stops the nodes and removes their data.
+galera:
+	.ci/galera.sh start
+
+galera-stop:
+	.ci/galera.sh stop
+
+test-cluster: dev
+	$(BIN)/pytest tests/cluster
 
 lint: dev
 	$(BIN)/ruff check .

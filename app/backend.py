@@ -7,7 +7,7 @@ both, and tells MariaDB from MySQL by the server, not by the scheme.
 
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Connection, Table, event
 from sqlalchemy.engine import URL, Dialect
 
 MYSQL_FAMILY = frozenset({"mysql", "mariadb"})
@@ -33,6 +33,17 @@ def is_postgresql(target: URL | Dialect) -> bool:
 def is_mariadb(dialect: Dialect) -> bool:
     """A MariaDB server (known once connected, or from a `mariadb://` URL offline)."""
     return is_mysql(dialect) and bool(getattr(dialect, "is_mariadb", False))
+
+
+def is_galera(connection: Connection) -> bool:
+    """A MariaDB/MySQL node of a Galera cluster (wsrep replication on)?
+
+    Asked of the server, not the URL: a cluster node looks like any other server to a client.
+    """
+    if not is_mysql(connection.dialect):
+        return False
+    row = connection.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
+    return row is not None and str(row[1]).upper() == "ON"
 
 
 def server_version(dialect: Dialect) -> tuple[int, ...]:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Migrations (docs/migrations.md). How long a second `alembic upgrade` waits for the one
     # already migrating this database before giving up.
     migration_lock_timeout_s: PositiveFloat = 300.0
+    # Galera: the migration lock is a lease in a table, renewed every third of this; a holder
+    # that died without releasing it is taken over once it expires.
+    migration_lock_lease_s: PositiveFloat = 30.0
     # MySQL/MariaDB: each DDL statement waits at most this long for its table lock (whole
     # seconds: lock_wait_timeout), and is retried with doubling pauses up to ddl_max_attempts.
     ddl_lock_wait_timeout_s: PositiveInt = 2

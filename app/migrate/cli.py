@@ -66,6 +66,7 @@ def _archive(args: argparse.Namespace) -> int:
             connection,
             timeout_s=settings.migration_lock_timeout_s,
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            lease_s=settings.migration_lock_lease_s,
         )
         with lock, guard_ddl(connection, settings):
             ensure_catalog(connection)

@@ -16,6 +16,8 @@ ARCHIVE_PREFIX = "migration_archive_"
 # The register of archives (when each was made, what its rows refer to, the id high-water
 # mark): no trailing underscore, so it is not itself taken for an archive.
 CATALOG_TABLE = "migration_archives"
+# Galera's migration lock: one lease row per locked database (app/migrate/lease.py).
+LOCK_TABLE = "migration_lock"
 # When a bookkeeping row was written: to the microsecond on MySQL/MariaDB too (their DATETIME
 # drops fractions by default), so rows written in one second keep their order.
 BOOKKEEPING_TIMESTAMP = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
@@ -40,4 +42,5 @@ def is_archive_table(name: str) -> bool:
 
 def is_bookkeeping_table(name: str) -> bool:
     """Alembic's and our own tables, which are not the service's schema."""
-    return name in (VERSION_TABLE, JOURNAL_TABLE, CATALOG_TABLE) or is_archive_table(name)
+    bookkeeping = (VERSION_TABLE, JOURNAL_TABLE, CATALOG_TABLE, LOCK_TABLE)
+    return name in bookkeeping or is_archive_table(name)

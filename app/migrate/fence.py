@@ -8,6 +8,11 @@ writes) instead, and `release_fence` ends it with `UNLOCK TABLES` once the step'
 update and journal row are written, which commits them. `LOCK TABLES` waits for its metadata
 locks like a DDL statement, so the DDL guard bounds and retries it the same way. On SQLite the
 whole run is one exclusive transaction, so there is nothing to add.
+
+Galera: `LOCK TABLES` is not replicated (MariaDB lists it among Galera's unsupported explicit
+locks), so the fence holds off only writers connected to the migrating node. A write through
+another node between the copy and the DROP can still be lost; until that is addressed, send the
+app's writes to the migrating node (or pause them) while a step archives or restores a table.
 """
 
 import logging

@@ -1,4 +1,9 @@
-"""The migration lock: one process migrates at a time; the others wait, then find nothing to do."""
+"""The migration lock: one process migrates at a time; the others wait, then find nothing to do.
+
+SQLite: an exclusive transaction. MySQL/MariaDB: GET_LOCK, except on a Galera node, where named
+locks are per node and the lock is a lease row instead (app/migrate/lease.py). PostgreSQL: an
+advisory lock.
+"""
 
 import logging
 import time
@@ -8,7 +13,8 @@ from contextlib import contextmanager
 from alembic.util import CommandError
 from sqlalchemy import Connection, text
 
-from app.backend import is_mysql, is_postgresql, is_sqlite
+from app.backend import is_galera, is_mysql, is_postgresql, is_sqlite
+from app.migrate.lease import Lease
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +29,25 @@ class MigrationLockError(CommandError):
 
 @contextmanager
 def migration_lock(
-    connection: Connection, *, timeout_s: float, sqlite_busy_timeout_ms: int
+    connection: Connection,
+    *,
+    timeout_s: float,
+    sqlite_busy_timeout_ms: int,
+    lease_s: float = 30.0,
 ) -> Iterator[None]:
     """Hold the database's migration lock for the body; raise `MigrationLockError` on timeout.
 
     On SQLite the lock is an exclusive transaction that the whole migration runs in: it is
     committed when the body succeeds and rolled back when it raises. A connection handed in
     inside a transaction of its caller's is left to that caller (no SQLite lock is taken).
+    On Galera, `lease_s` is how long the lock outlives a holder that died.
     """
     dialect = connection.dialect
     if is_sqlite(dialect):
         with _sqlite_exclusive(connection, timeout_s, sqlite_busy_timeout_ms):
+            yield
+    elif is_mysql(dialect) and _on_galera(connection):
+        with _galera_lease(connection, timeout_s, lease_s):
             yield
     elif is_mysql(dialect):
         with _mysql_named_lock(connection, timeout_s):
@@ -44,6 +58,41 @@ def migration_lock(
     else:
         logger.warning("no migration lock for %s: run one migration at a time", dialect.name)
         yield
+
+
+def _lock_name(connection: Connection) -> str:
+    database = connection.exec_driver_sql("SELECT DATABASE()").scalar()
+    return f"{LOCK_PREFIX}{database}"[:64]
+
+
+def _on_galera(connection: Connection) -> bool:
+    owned = not connection.in_transaction()
+    galera = is_galera(connection)
+    if owned:
+        connection.rollback()  # the question began a transaction: the lock paths check for one
+    return galera
+
+
+@contextmanager
+def _galera_lease(connection: Connection, timeout_s: float, lease_s: float) -> Iterator[None]:
+    owned = not connection.in_transaction()
+    name = _lock_name(connection)
+    lease = Lease(connection.engine.url, name, lease_s=lease_s)
+    try:
+        lease.acquire(timeout_s)
+    except TimeoutError as exc:
+        raise MigrationLockError(
+            f"another migration ({exc}) held lock {name!r} for over {timeout_s:g} s; "
+            "try again when it has finished"
+        ) from exc
+    try:
+        yield
+    finally:
+        if owned and connection.in_transaction():
+            connection.rollback()  # the migrations committed their work; end any leftover
+        lease.release()
+        if lease.lost:
+            logger.error("the migration lock's lease expired during the run: check the journal")
 
 
 @contextmanager
@@ -73,8 +122,7 @@ def _sqlite_exclusive(connection: Connection, timeout_s: float, busy_ms: int) ->
 @contextmanager
 def _mysql_named_lock(connection: Connection, timeout_s: float) -> Iterator[None]:
     owned = not connection.in_transaction()
-    database = connection.exec_driver_sql("SELECT DATABASE()").scalar()
-    name = f"{LOCK_PREFIX}{database}"[:64]
+    name = _lock_name(connection)
     got = connection.execute(
         text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout_s}
     ).scalar()

@@ -57,6 +57,7 @@ def guarded_run(
         connection,
         timeout_s=settings.migration_lock_timeout_s,
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        lease_s=settings.migration_lock_lease_s,
     )
 
     def before_step(step: Script | None, direction: str) -> None:

@@ -46,6 +46,7 @@ from app.schemas import (
 )
 from app.security_log import Event, log_account_change, log_event
 from app.sessions import CurrentUser
+from app.write_conflicts import ConflictRetryRoute
 
 # Ids are 64-bit on every backend: a larger number is a client error, not an overflow (500).
 # And written one way only: int() would also take `1_0` (10), `+1`, `01` and ` 1`.
@@ -64,7 +65,9 @@ UserId = Annotated[
     Path(ge=1, le=2**63 - 1, description="The user's id.", examples=[1]),
 ]
 
-router = APIRouter()
+# Every write here is only the request's transaction (log lines wait for its commit), so a write
+# conflict runs the route again (app/write_conflicts.py).
+router = APIRouter(route_class=ConflictRetryRoute)
 
 CREATE_ERRORS = responses_for(UsernameTaken, HashingBusy, DatabaseUnavailable)
 READ_ERRORS = responses_for(Unauthorized, UserNotFound, DatabaseUnavailable)

@@ -1,0 +1,78 @@
+"""A write conflict (MySQL error 1213: a deadlock, a lost Galera certification) at COMMIT is
+retried a bounded number of times: the client sees the write done, or a 503, never a 500."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+
+from app.write_conflicts import ATTEMPTS
+from tests.support.auth import PASSWORD, register
+
+
+class Conflicts:
+    """Fails the next `left` commits of any session the way Galera does, counting commits."""
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.commits = 0
+
+    def before_commit(self, _session: Session) -> None:
+        self.commits += 1
+        if self.left > 0:
+            self.left -= 1
+            raise OperationalError("COMMIT", {}, Exception(1213, "Deadlock found"))
+
+
+@pytest.fixture
+def conflicts() -> Iterator[Conflicts]:
+    injected = Conflicts()
+    event.listen(Session, "before_commit", injected.before_commit)
+    yield injected
+    event.remove(Session, "before_commit", injected.before_commit)
+
+
+async def count_users(db: AsyncEngine, username: str) -> Any:
+    async with db.connect() as connection:
+        query = text("SELECT COUNT(*) FROM user_list WHERE username = :u")
+        return (await connection.execute(query, {"u": username})).scalar_one()
+
+
+async def test_registration_whose_commit_conflicts_is_retried_and_stored_once(
+    client: AsyncClient, db: AsyncEngine, conflicts: Conflicts
+) -> None:
+    conflicts.left = ATTEMPTS - 1
+    response = await client.post("/users", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    assert conflicts.commits == ATTEMPTS
+    assert await count_users(db, "alice") == 1
+
+
+async def test_update_whose_commit_conflicts_is_retried(
+    client: AsyncClient, db: AsyncEngine, conflicts: Conflicts
+) -> None:
+    bob = await register(client, "bob")
+    conflicts.left = 1
+    response = await client.patch(
+        f"/users/{bob.id}", json={"email": "b@ex.io"}, headers=bob.headers
+    )
+    assert response.status_code == 200, response.text
+    async with db.connect() as connection:
+        query = text("SELECT email FROM user_list WHERE id = :id")
+        assert (await connection.execute(query, {"id": bob.id})).scalar_one() == "b@ex.io"
+
+
+async def test_conflicts_past_the_bound_are_a_503_not_a_500(
+    client: AsyncClient, db: AsyncEngine, conflicts: Conflicts
+) -> None:
+    conflicts.left = ATTEMPTS
+    response = await client.post("/users", json={"username": "carol", "password": PASSWORD})
+    assert response.status_code == 503, response.text
+    assert "Retry-After" in response.headers
+    assert conflicts.commits == ATTEMPTS
+    assert await count_users(db, "carol") == 0
