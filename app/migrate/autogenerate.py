@@ -69,12 +69,41 @@ def _rewritten(operations: Iterable[MigrateOperation]) -> list[MigrateOperation]
             )
             if kept:
                 operation.ops = kept
-                out.append(operation)
+                out.append(KeptOptionsBatch(operation))
         elif _top_level(operation):
             out.append(_lossless(operation))
         else:
             out.append(operation)
     return out
+
+
+class KeptOptionsBatch(MigrateOperation):
+    """The rest of a table's batch block (SQLite), run by a batch that keeps AUTOINCREMENT."""
+
+    def __init__(self, inner: ops.ModifyTableOps) -> None:
+        self.inner = inner
+
+    def reverse(self) -> "KeptOptionsBatch":
+        return KeptOptionsBatch(self.inner.reverse())
+
+    def to_diff_tuple(self) -> Any:
+        return self.inner.to_diff_tuple()
+
+
+BATCH = "with op.batch_alter_table("
+
+
+@renderers.dispatch_for(KeptOptionsBatch)
+def _render_batch(autogen_context: AutogenContext, op: KeptOptionsBatch) -> list[str]:
+    lines = render_op_text(autogen_context, op.inner).split("\n")
+    if not lines or not lines[0].startswith(BATCH):
+        return lines  # not a batch (MySQL): the ops as Alembic wrote them
+    autogen_context.imports.add(IMPORT)
+    return [
+        "# lossless: a batch copy of the table that keeps its AUTOINCREMENT (Alembic's forgets it)",
+        lines[0].replace(BATCH, "with lossless.batch_alter_table(", 1),
+        *lines[1:],
+    ]
 
 
 def _lossless(operation: MigrateOperation) -> MigrateOperation:

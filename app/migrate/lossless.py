@@ -13,10 +13,13 @@ forget them. A drop SQLite cannot do in place (an indexed or constrained column)
 a batch copy that keeps `AUTOINCREMENT`.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
+from alembic.operations import BatchOperations
 from sqlalchemy import inspect
 from sqlalchemy.schema import CreateColumn
 
@@ -64,6 +67,14 @@ def drop_table(revision: str, name: str) -> None:
     op.drop_table(name)
 
 
+@contextmanager
+def batch_alter_table(table: str, schema: str | None = None) -> Iterator[BatchOperations]:
+    """`op.batch_alter_table`, keeping the table options a batch copy would forget (SQLite's
+    AUTOINCREMENT): what autogenerate's batch blocks are rewritten to."""
+    with op.batch_alter_table(table, schema=schema, table_kwargs=_kept_options(table)) as batch:
+        yield batch
+
+
 def restore_table_options(table: str, *, mysql_collate: str | None = None) -> None:
     """Rebuild `table` with the model's options it lost (`alembic check` names them): SQLite's
     AUTOINCREMENT, MySQL/MariaDB's collation. Both copy the table."""
@@ -96,7 +107,7 @@ def _constrained(table: str, column: str) -> bool:
 
 def _kept_options(table: str) -> dict[str, Any]:
     """The table options a batch copy would forget: SQLite's AUTOINCREMENT."""
-    if context.is_offline_mode():
+    if context.is_offline_mode() or not is_sqlite(op.get_context().dialect):
         return {}
     sql = op.get_bind().exec_driver_sql(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)

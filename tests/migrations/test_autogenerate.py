@@ -203,3 +203,28 @@ def test_check_fails_when_mariadb_lost_the_binary_collation(
     drifted = run_alembic(url, "check", check=False)
     assert drifted.returncode != 0
     assert "user_list has collation utf8mb4_general_ci, the model utf8mb4_bin" in drifted.stderr
+
+
+def test_generated_type_change_keeps_autoincrement_on_sqlite(
+    empty_database_url: str, backend: str, tmp_path: Path
+) -> None:
+    """A change SQLite can only make by copying the table (here a wider VARCHAR) is written as a
+    batch that keeps AUTOINCREMENT, both ways; the linter still names the copy."""
+    if backend != "sqlite":
+        pytest.skip("batch copies are SQLite's")
+    url, project = empty_database_url, copy_project(tmp_path)
+    run_alembic(url, "upgrade", "head", cwd=project)
+    edit_model(project, ROLE_LINE, ROLE_LINE.replace("String(ROLE_MAX)", "String(32)"))
+    revision = generate(project, url, "widen role")
+    assert "with lossless.batch_alter_table('user_list'" in revision
+    on_database(url, lambda c: add_users(c, ["fay", "gus"]))
+
+    made_with = rows("SELECT sql FROM sqlite_master WHERE name = 'user_list'")
+    run_alembic(url, "upgrade", "head", cwd=project)
+    assert "AUTOINCREMENT" in str(on_database(url, made_with))
+    run_alembic(url, "check", cwd=project)
+    run_alembic(url, "downgrade", "-1", cwd=project)
+    assert "AUTOINCREMENT" in str(on_database(url, made_with))
+    assert_ids_not_reused(url)
+    linted = run_module(url, "app.migrate", "lint", cwd=project)
+    assert "table-copy [sqlite]" in linted.stdout
