@@ -99,8 +99,24 @@ def copy_users(connection: Connection, *, batch_size: int, report: Callable[[str
         )
         connection.commit()
         copied += len(rows)
+    if is_mysql(connection.dialect):
+        _carry_id_counter(connection)
     report(f"copied {copied} users into {TABLE} ({total} in all)")
     return copied
+
+
+def _carry_id_counter(connection: Connection) -> None:
+    """Ids of users the tutorial deleted stay unused here too (our archives are keyed by id)."""
+    query = (
+        "SELECT table_name, auto_increment FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name IN (:held, :ours)"
+    )
+    rows = connection.execute(text(query), {"held": HELD_TABLE, "ours": TABLE}).all()
+    counters: dict[str, object] = {str(name): counter for name, counter in rows}
+    held, ours = counters.get(HELD_TABLE), counters.get(TABLE)
+    if held is not None and (ours is None or int(str(held)) > int(str(ours))):
+        connection.exec_driver_sql(f"ALTER TABLE {TABLE} AUTO_INCREMENT = {int(str(held))}")
+        connection.commit()
 
 
 def drop_plaintext(connection: Connection) -> None:
