@@ -49,5 +49,5 @@ def _rule_broken(username: str) -> str | None:
     try:
         _USERNAME.validate_python(username)
     except ValidationError as exc:
-        return "; ".join(str(e["msg"]).lower() for e in exc.errors())
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ").lower() for e in exc.errors())
     return None
