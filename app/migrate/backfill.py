@@ -9,10 +9,9 @@ exclusive transaction (app.migrate.lock): the batches bound memory, and a kill u
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, case, column, func, select, table, update
@@ -21,8 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from app.backend import is_mysql
 
 PROGRESS_EVERY_S = 2.0
-# How a batch's values are computed from its rows: `map`, or an executor's.
-Mapper = Callable[[Callable[[Sequence[Any]], str], Iterable[Sequence[Any]]], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -67,15 +64,13 @@ def run_backfill(
     commit: Callable[[], None] | None = None,
     on_conflict: Callable[[Mapping[object, str]], None] | None = None,
     report: Callable[[str], None] = _print,
-    mapper: Mapper = map,
 ) -> int:
     """Fill `job.target` where it is NULL, `batch_size` rows per UPDATE; return rows filled.
 
     `commit` is called after each batch where the caller's connection does not autocommit.
     `on_conflict(values)` is called when a batch breaks a unique index, and should raise.
     Progress (rows done of total, rate) goes to `report`: the first batch, every few seconds,
-    the last. `mapper` computes a batch's values (an executor's `map` spreads a costly
-    `compute`, such as a password hash, over threads).
+    the last.
     """
     rows = table(job.table_name, column(job.key), column(job.target), *map(column, job.sources))
     key, target = rows.c[job.key], rows.c[job.target]
@@ -93,8 +88,7 @@ def run_backfill(
         batch = connection.execute(query.order_by(key).limit(batch_size)).all()
         if not batch:
             break
-        computed = mapper(lambda row: job.compute(*row[1:]), batch)
-        values = dict(zip((row[0] for row in batch), computed, strict=True))
+        values = {row[0]: job.compute(*row[1:]) for row in batch}
         try:
             _write_batch(connection, job, values)
         except IntegrityError:

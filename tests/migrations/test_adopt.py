@@ -33,7 +33,7 @@ LATER_USERS: list[User] = [
     {"username": "carol", "password": "ca-mango#", "email": "carol@ex.io"},
     {"username": "dave", "password": "da-plum$$", "email": None},
 ]
-PROGRESS = re.compile(r"backfill user_list\.password_hash: (\d+) of (\d+) rows")
+PROGRESS = re.compile(r"hashing user_list\.password: (\d+) of (\d+) rows")
 
 
 def adopt(

@@ -7,10 +7,9 @@ or archived: the progress lines count rows, and errors carry ids and hashes only
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from pwdlib import PasswordHash
 from sqlalchemy import Connection, text
@@ -20,12 +19,12 @@ from app.config import Settings
 from app.cpu_limit import available_cpus
 from app.hashing import password_hash_from
 from app.migrate.adopt.tutorial import HASH_COLUMN, TABLE
-from app.migrate.backfill import Backfill, run_backfill
 from app.passwords import normalize_password
 
 # No password can match it (pwdlib knows no such scheme): for users the tutorial stored
 # without a password, who could not log in there either.
 UNUSABLE = "!"
+PROGRESS_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,26 +58,57 @@ def hash_passwords(
     pause_s: float,
     report: Callable[[str], None],
 ) -> Hashed:
-    """Fill password_hash where NULL with the service's argon2id, one commit per batch."""
+    """Fill password_hash where NULL with the service's argon2id, one commit per batch.
+
+    Its own loop rather than `app.migrate.backfill`'s: that computes a batch on one thread,
+    and revision 0005 calls it, so a change there would count as an edit of 0005 (checksums).
+    """
     scheme = password_hash_from(settings)
-    job = Backfill(TABLE, HASH_COLUMN, ("password",), lambda p: _hash(scheme, p))
-    started = time.monotonic()
+    total = unhashed(connection, TABLE)
+    connection.commit()
+    started = last_report = time.monotonic()
+    done, last_id = 0, -1
     # argon2 releases the GIL: one thread per usable CPU hashes a batch in parallel.
     with ThreadPoolExecutor(available_cpus(), thread_name_prefix="adopt-argon2") as pool:
+        while True:
+            batch = connection.execute(_PENDING, {"last": last_id, "n": batch_size}).all()
+            if not batch:
+                break
+            computed = pool.map(lambda row: _hash(scheme, row[1]), batch)
+            # Only where still NULL: a row is never hashed over, whoever wrote it first.
+            connection.execute(
+                _WRITE, [{"id": row[0], "hash": h} for row, h in zip(batch, computed, strict=True)]
+            )
+            connection.commit()
+            done, last_id = done + len(batch), batch[-1][0]
+            now = time.monotonic()
+            if done == len(batch) or now - last_report >= PROGRESS_EVERY_S:
+                report(_progress(done, total, now - started))
+                last_report = now
+            if pause_s:
+                time.sleep(pause_s)
+    elapsed = time.monotonic() - started
+    if done:
+        report(_progress(done, total, elapsed) + ": done")
+    return Hashed(done, elapsed)
 
-        def mapper(work: Callable[[Sequence[Any]], str], rows: Any) -> list[str]:
-            return list(pool.map(work, rows))
 
-        rows = run_backfill(
-            connection,
-            job,
-            batch_size=batch_size,
-            pause_s=pause_s,
-            commit=connection.commit,
-            report=report,
-            mapper=mapper,
-        )
-    return Hashed(rows, time.monotonic() - started)
+_PENDING = text(
+    f"SELECT id, password FROM {TABLE} WHERE {HASH_COLUMN} IS NULL AND id > :last "  # noqa: S608
+    "ORDER BY id LIMIT :n"
+)
+_WRITE = text(
+    f"UPDATE {TABLE} SET {HASH_COLUMN} = :hash WHERE id = :id AND {HASH_COLUMN} IS NULL"  # noqa: S608
+)
+
+
+def _progress(done: int, total: int, elapsed_s: float) -> str:
+    total = max(total, done)
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    return (
+        f"hashing {TABLE}.password: {done} of {total} rows ({100 * done // max(total, 1)}%), "
+        f"{rate:,.0f} rows/s, {elapsed_s:.1f} s"
+    )
 
 
 def _hash(scheme: PasswordHash, password: str | None) -> str:
