@@ -16,6 +16,8 @@ from sqlalchemy.engine import URL, make_url
 
 from app.config import Settings
 from app.main import create_app
+from app.migrate.adopt.passwords import add_hash_column, hash_passwords
+from app.migrate.adopt.takeover import set_aside
 from app.migrate.config import PROJECT_ROOT
 from app.migrate.journal import read_journal
 from tests.support import backends
@@ -269,3 +271,27 @@ def test_killed_while_hashing_the_rerun_finishes_without_rehashing(
     assert {i: final[i] for i in kept} == kept, "no row hashed twice"
     assert log_in(url, users) == [200] * len(users) + [401]
     assert_no_plaintext(url, users)
+
+
+def test_stopped_after_the_rename_the_rerun_finishes(migration_url: str, tmp_path: Path) -> None:
+    url = migration_url
+    make_tutorial_database(url, tmp_path, FIRST_USERS, email=False)
+    before = on_database(url, user_rows)
+
+    def hashed_and_set_aside(connection: Connection) -> str:
+        revision = str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar())
+        add_hash_column(connection)
+        settings = Settings(database_url=url)
+        hash_passwords(connection, settings, batch_size=2, pause_s=0, report=lambda _line: None)
+        set_aside(connection, revision, len(before))  # then the process dies
+        return revision
+
+    foreign = on_database(url, hashed_and_set_aside)
+    result = adopt(url, check=True)
+
+    assert "resuming: the passwords are hashed" in result.stdout
+    assert on_database(url, user_rows) == before
+    assert log_in(url, FIRST_USERS) == [200] * len(FIRST_USERS) + [401]
+    assert_no_plaintext(url, FIRST_USERS)
+    adopted = [r["revision"] for r in on_database(url, read_journal) if r["direction"] == "adopt"]
+    assert adopted == [foreign], "the revision is recorded once"

@@ -59,12 +59,17 @@ def survey(connection: Connection) -> Survey:
 def plan(found: Survey, settings: Settings, batch_size: int) -> list[str]:
     head = code_head()
     email = "with" if found.found.has_email else "without"
+    revision = found.found.revision
+    if revision is None or is_ours(revision):
+        revision = "(set aside: see the journal's adopt row)"
+    resumed = found.found.stage is Stage.TAKING_OVER
+    done = " (done)" if resumed else ""
     lines = [
         f"the tutorial's database ({email} its email column), Flask-Migrate revision "
-        f"{found.found.revision or '(already forgotten)'}: {found.users} users",
+        f"{revision}: {found.users} users",
         "usernames: every one can be kept (no duplicates, no look-alikes, none too long)",
     ]
-    if found.found.stage is Stage.TAKING_OVER:
+    if resumed:
         lines.append(f"resuming: the passwords are hashed and the users wait in {HELD_TABLE}")
     elif found.unhashed < found.users:
         lines.append(f"resuming: {found.users - found.unhashed} passwords hashed by a run before")
@@ -75,10 +80,10 @@ def plan(found: Survey, settings: Settings, batch_size: int) -> list[str]:
         )
     lines += [
         "steps:",
-        f"  1. add {TABLE}.password_hash and hash {found.unhashed} plaintext passwords with "
+        f"  1.{done} add {TABLE}.password_hash and hash {found.unhashed} plaintext passwords with "
         f"argon2id (m={settings.hash_memory_kib} KiB, t={settings.hash_time_cost}, "
         f"p={settings.hash_parallelism}), {batch_size} per committed batch",
-        f"  2. rename {TABLE} to {HELD_TABLE}; record the Flask-Migrate revision in the "
+        f"  2.{done} rename {TABLE} to {HELD_TABLE}; record the Flask-Migrate revision in the "
         "migration journal",
         f"  3. alembic upgrade head: this service's revisions up to {head} build {TABLE}",
         "  4. copy the users: ids, usernames, emails kept exactly, hashes with them",
