@@ -15,10 +15,12 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from app.config import Settings
+from app.db import create_engine, database_url
 from app.main import create_app
 from app.migrate.adopt.passwords import add_hash_column, hash_passwords
 from app.migrate.adopt.takeover import set_aside
 from app.migrate.config import PROJECT_ROOT
+from app.migrate.gate import SchemaMismatch, check_schema
 from app.migrate.journal import read_journal
 from tests.support import backends
 from tests.support.alembic import HEAD, on_database, run_module, upgrade
@@ -101,6 +103,14 @@ async def _log_in(url: str, users: list[User]) -> list[int]:
         return codes
 
 
+async def _check_gate(url: str) -> None:
+    engine = create_engine(Settings(database_url=url), database_url(url), pooled=False)
+    try:
+        await check_schema(engine, "refuse")
+    finally:
+        await engine.dispose()
+
+
 def log_in(url: str, users: list[User]) -> list[int]:
     """Each user's answer to POST /auth/login, then alice's with a wrong password."""
     return asyncio.run(_log_in(url, users))
@@ -131,6 +141,8 @@ def test_adopted_tutorial_users_log_in_with_their_old_passwords(
         url, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     )
     before = on_database(url, user_rows)
+    with pytest.raises(SchemaMismatch, match=r"python -m app\.migrate adopt"):
+        asyncio.run(_check_gate(url))  # the service refuses the tutorial's schema, and says why
 
     result = adopt(url, check=True, migration_backfill_batch_size="2")
 

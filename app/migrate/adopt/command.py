@@ -4,8 +4,9 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, text
 
@@ -30,6 +31,8 @@ from app.migrate.adopt.tutorial import (
 from app.migrate.adopt.usernames import username_problems
 from app.migrate.gate import code_head
 from app.migrate.oneoff import run_on_database
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,26 @@ def plan(found: Survey, settings: Settings, batch_size: int) -> list[str]:
     return lines
 
 
-def _run(work: Any) -> Any:
+def _run(work: Callable[[Connection], T]) -> T:
     return asyncio.run(run_on_database(work))
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def adopt(args: argparse.Namespace) -> int:
     settings = get_settings()
     batch_size = args.batch_size or settings.migration_backfill_batch_size
     try:
-        found: Survey = _run(survey)
+        found = _run(survey)
     except NotTutorial as exc:
         print(
             f"REFUSED: not the tutorial's database (as its Flask app and Flask-Migrate make it): "
@@ -144,13 +158,12 @@ def _carry_out(found: Survey, settings: Settings, batch_size: int) -> int:
         def hash_all(connection: Connection) -> float:
             if not found.found.has_hash_column:
                 add_hash_column(connection)
-            report = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
             done = hash_passwords(
                 connection,
                 settings,
                 batch_size=batch_size,
                 pause_s=settings.migration_backfill_pause_s,
-                report=report,
+                report=_report,
             )
             if unhashed(connection, TABLE):  # written meanwhile by the tutorial's app
                 raise SystemExit("users were added while hashing: stop the Flask app, rerun")
@@ -163,8 +176,7 @@ def _carry_out(found: Survey, settings: Settings, batch_size: int) -> int:
     migrate_to_head(settings.database_url)
 
     def finish(connection: Connection) -> int:
-        report = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        copied = copy_users(connection, batch_size=batch_size, report=report)
+        copied = copy_users(connection, batch_size=batch_size, report=_report)
         drop_plaintext(connection)
         return copied
 
@@ -187,7 +199,7 @@ def add_adopt_command(commands: "argparse._SubParsersAction[Any]") -> None:
     command.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     command.add_argument(
         "--batch-size",
-        type=int,
+        type=_positive,
         default=None,
         help="passwords hashed per committed batch (default MIGRATION_BACKFILL_BATCH_SIZE)",
     )
