@@ -11,7 +11,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-GALERA_DIR = Path(os.environ.get("GALERA_DIR", "/tmp/user-service-galera"))
+# .ci/galera.sh keeps each node (its pid file among them) under this directory.
+GALERA_DIR = Path(os.environ.get("GALERA_DIR", "/tmp/user-service-galera"))  # noqa: S108
 
 
 def node_pid(n: int) -> int:
