@@ -219,7 +219,8 @@ def galera_line(g: dict[str, Any]) -> str:
             f"0002 up {mig['upgrade_s']:.2f} s / down {mig['downgrade_s']:.2f} s under those "
             f"reads: {mig['load']['errors']} failed, max {_ms(mig['load']['max_us'])} ms; with a "
             f"transaction held open on node 3: {held['load']['errors']} failed, max "
-            f"{_ms(held['load']['max_us'])} ms, the transaction {held.get('held', '?')}; a "
+            f"{_ms(held['load']['max_us'])} ms, the transaction {held.get('held', '?')}; no "
+            f"migration: max {_ms(g['control']['max_us'])} ms; a "
             f"commit p50 {commit['p50_ms']:.2f} ms (p99 {commit['p99_ms']:.2f}) vs "
             f"{single['p50_ms']:.2f} ms (p99 {single['p99_ms']:.2f}) on the single server "
             "|")  # fmt: skip

@@ -168,6 +168,8 @@ def measure(results: Results, secret: str) -> None:
             warm(server)
             entry[key] = harness.wrk(server.url, "show.lua", 16, duration, str(GALERA_ROWS))
         spread = servers[-1]
+        # The same load without a migration: the latency the machine gives anyway.
+        entry["control"] = harness.wrk(spread.url, "show.lua", 16, duration, str(GALERA_ROWS))
         entry["migration"] = migrate_under_load(spread, duration, hold_on=None)
         entry["migration_held"] = migrate_under_load(spread, duration, hold_on=NODE_PORTS[2])
         entry["commit_galera"] = commit_latency(NODE_PORTS[0], DB)
@@ -197,6 +199,7 @@ def summary(entry: dict[str, Any]) -> str:
             f"{m['load']['errors']} failed, max {m['load']['max_us'] / 1000:.0f} ms"
             + (f", held txn {m['held']}" if "held" in m else "")
         )
+    parts.append(f"no migration: max {entry['control']['max_us'] / 1000:.0f} ms")
     g, s = entry["commit_galera"], entry["commit_single"]
     parts.append(f"commit p50 {g['p50_ms']:.2f} ms on Galera vs {s['p50_ms']:.2f} ms single")
     return "; ".join(parts)
