@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolResetState
 
-from app.db_nodes import FAILOVER_MARK, Node, NodeOrder, prepare_node
+from app.db_nodes import FAILOVER_MARK, NodeOrder, prepare_node
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,9 @@ def bounded_aiomysql_connect(
         return connection
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
-        if nodes is None:
-            order = [Node(kwargs.get("host", "localhost"), kwargs.get("port", 3306))]
-        else:
-            order = nodes.next_order()
+        if nodes is None:  # the URL's host (or socket), as the URL says
+            return await connect_one(args, kwargs)
+        order = nodes.next_order()
         for tried, node in enumerate(order):
             try:
                 target = {**kwargs, "host": node.host, "port": node.port}
