@@ -104,11 +104,42 @@ def held_transaction(port: int, release: threading.Event, outcome: dict[str, str
             outcome["held"] = f"aborted ({exc.args[0]})"
 
 
+def write_probe(stop: threading.Event, outcome: dict[str, Any]) -> None:
+    """Single-row INSERTs through each node in turn until `stop`: the slowest, and the failed
+    (a write the DDL aborted; the service would run it again)."""
+    conns = [node(port, DB) for port in NODE_PORTS]
+    took: list[float] = []
+    failed = 0
+    try:
+        with conns[0].cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS write_probe (id INT AUTO_INCREMENT PRIMARY KEY)"
+            )
+        while not stop.is_set():
+            for conn in conns:
+                started = time.perf_counter()
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("INSERT INTO write_probe () VALUES ()")
+                except pymysql.err.MySQLError:
+                    failed += 1
+                took.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.01)
+    finally:
+        for conn in conns:
+            conn.close()
+    outcome["writes"] = {"count": len(took), "failed": failed, "max_ms": max(took, default=0.0)}
+
+
 def migrate_under_load(server: Server, duration: int, hold_on: int | None) -> dict[str, Any]:
-    """0002 up then down through node 1 while wrk reads (c=16) through `server`."""
+    """0002 up then down through node 1 while wrk reads (c=16) through `server` and a probe
+    writes through every node."""
     url = our_url(DB, NODE_PORTS[0])
     timings: dict[str, Any] = {}
     release = threading.Event()
+    stop_writes = threading.Event()
+    writer = threading.Thread(target=write_probe, args=(stop_writes, timings))
+    writer.start()
     holder: threading.Thread | None = None
     if hold_on is not None:
         holder = threading.Thread(target=held_transaction, args=(hold_on, release, timings))
@@ -126,6 +157,8 @@ def migrate_under_load(server: Server, duration: int, hold_on: int | None) -> di
     load = harness.wrk(server.url, "show.lua", 16, duration, str(GALERA_ROWS))
     migrator.join()
     release.set()
+    stop_writes.set()
+    writer.join()
     if holder is not None:
         holder.join()
     return {"load": load, **timings}
@@ -196,7 +229,9 @@ def summary(entry: dict[str, Any]) -> str:
         m = entry[key]
         parts.append(
             f"{label}: up {m['upgrade_s']:.2f} s, down {m['downgrade_s']:.2f} s, "
-            f"{m['load']['errors']} failed, max {m['load']['max_us'] / 1000:.0f} ms"
+            f"{m['load']['errors']} failed, max {m['load']['max_us'] / 1000:.0f} ms, "
+            f"writes {m['writes']['failed']} failed of {m['writes']['count']}, "
+            f"max {m['writes']['max_ms']:.0f} ms"
             + (f", held txn {m['held']}" if "held" in m else "")
         )
     parts.append(f"no migration: max {entry['control']['max_us'] / 1000:.0f} ms")
