@@ -19,6 +19,14 @@ def _med(runs: list[dict[str, Any]], field: str = "rps") -> float:
     return statistics.median(float(r[field]) for r in runs)
 
 
+def _create_cpu(entry: dict[str, Any]) -> str:
+    return (
+        f"measured per create: {entry['hashing_threads_ms']:.1f} ms in the hashing threads, "
+        f"{entry['loop_ms']:.1f} ms in the event loops, {entry['mariadb_ms']:.1f} ms in "
+        f"MariaDB, {entry['wrk_ms']:.1f} ms in wrk"
+    )
+
+
 def goal_notes(results: dict[str, Any]) -> str:
     sock = _layer(results, "socket writes")
     asgi = sum(_layer(results, p) for p in ("FastAPI", "Starlette", "uvicorn", "app code"))
@@ -81,7 +89,12 @@ def goal_notes(results: dict[str, Any]) -> str:
             f"{h['cores']} cores make at most {h['ceiling_per_s']:.1f} hashes/s "
             "even with nothing else running; the create runs share those cores with wrk, "
             "MariaDB and the rest of each request (HTTP, the insert and its commit), which at "
-            "this hash cost is no longer negligible beside it. Before, pwdlib's defaults (m=64 "
+            "this hash cost is no longer negligible beside it"
+            + (f" ({_create_cpu(results['create_cpu'])})" if "create_cpu" in results else "")
+            + ". A 0.9 share of the ceiling would leave 10% of the CPU, about 2 ms a create, "
+            "for everything but the hash: MariaDB's insert and commit alone take more than half "
+            "of that on the same cores, and the hash itself costs more beside a busy event loop "
+            "and database than beside another hash. Before, pwdlib's defaults (m=64 "
             "MiB, t=3, p=4) took 243 ms of CPU a hash: 7.5 creates/s against a ceiling of 8.2. "
             "The baseline stores the tutorial's plaintext password, so its creates and its "
             "90/10 mix are bound by MariaDB's commits, not by hashing: the ratios for those "
@@ -188,6 +201,13 @@ def changes_section() -> str:
             "still replaced before use (`test_connections_dropped_after_wait_timeout_are_"
             "replaced`), and one dropped mid-load fails its query, invalidates the pool and "
             "answers 503 as before. Reads no longer commit or roll back: see the next points.",
+            "- **Round trips per write: 3 → 2.** After the route's COMMIT the pool's "
+            "reset-on-return sent a ROLLBACK that ended nothing: a registration was INSERT, "
+            "COMMIT, ROLLBACK. The pool now resets a returned connection only when the server's "
+            "in-transaction flag (kept by aiomysql from every answer) says a transaction is "
+            "open (`rollback_only_open_transactions`, app/db_pool.py); an uncommitted "
+            "transaction is still rolled back before reuse "
+            "(tests/reliability/test_round_trips.py).",
             "- **Core, not the ORM, on hot reads.** `GET /show/{id}` and `GET /users/{id}` run "
             "one prebuilt `select(User.id, User.username, User.email)` on a pooled connection "
             "(`AppState.read_connection`, `app.crud.read_public_user`): no Session, no identity "

@@ -437,6 +437,12 @@ def write(results: dict[str, Any]) -> None:
                   f"{_ms(b['control']['max_us'])} ms |")  # fmt: skip
     if "galera" in results:
         md.append(galera_line(results["galera"]))
+    if "adopt" in results:  # only when BENCH_ONLY named it (bench/run.py)
+        a = results["adopt"]
+        md.append(f"| `python -m app.migrate adopt`: a tutorial database of {a['rows']:,} users "
+                  f"taken over | {a['command_s']:.1f} s, {a['rows_per_s']:,.0f} users/s; "
+                  f"argon2id hashing {a['hashing_s']:.1f} s ({100 * a['hashing_share']:.0f}% "
+                  f"of it) on {a['cpus']} CPUs |")  # fmt: skip
     md += ["", notes.profile_section(results), "", notes.changes_section(), ""]
     DOC.write_text("\n".join(md))
 

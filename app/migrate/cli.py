@@ -1,5 +1,5 @@
 """`python -m app.migrate`: read and verify the journal, list or purge the archives kept, lint
-revisions, key usernames a previous release left without one."""
+revisions, key usernames a previous release left without one, adopt the tutorial's database."""
 
 import argparse
 import asyncio
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from app.config import get_settings
+from app.migrate.adopt.command import add_adopt_command
 from app.migrate.catalog import ensure_catalog, register_untracked
 from app.migrate.config import script_directory
 from app.migrate.ddl_guard import guard_ddl
@@ -111,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     archive.set_defaults(run=_archive)
     add_lint_command(commands)
     add_backfill_keys_command(commands)
+    add_adopt_command(commands)
     return root
 
 

@@ -89,7 +89,9 @@ async def check_schema(engine: AsyncEngine, ahead_policy: str) -> SchemaStatus:
         if ahead_policy != "warn":
             raise SchemaMismatch(
                 message + ": deploy the matching code, or set SCHEMA_AHEAD_POLICY=warn to serve "
-                "an expand-only newer schema during a rolling deploy"
+                "an expand-only newer schema during a rolling deploy; a database made by the "
+                "tutorial's Flask app (a Flask-Migrate revision) is taken over with "
+                "`python -m app.migrate adopt`"
             )
         logger.warning("%s; serving anyway (SCHEMA_AHEAD_POLICY=warn)", message)
     return status

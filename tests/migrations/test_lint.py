@@ -429,3 +429,27 @@ def test_statements_after_a_return_are_not_on_that_path() -> None:
                 op.execute("ALTER TABLE user_list ADD COLUMN a INT NULL")
             op.execute("ALTER TABLE user_list ADD COLUMN b INT NULL")
     """)
+
+
+def test_lossless_calls_are_read_as_the_ops_they_wrap() -> None:
+    """What autogenerate now writes (app.migrate.lossless) is linted, not waved through: a
+    NOT NULL column with no default is still flagged; the drops count their own archive."""
+    assert "not-null-without-default" in codes("""
+        def upgrade():
+            lossless.add_column(revision, "t", sa.Column("age", sa.Integer(), nullable=False))
+    """)
+    assert not codes("""
+        def upgrade():
+            lossless.add_column(revision, "user_list", sa.Column("nickname", sa.String(20)))
+
+        def downgrade():
+            lossless.drop_column(revision, "user_list", "nickname")
+    """)
+    assert not codes("""
+        def downgrade():
+            lossless.drop_table(revision, "user_note")
+    """)
+    assert "table-copy" in codes("""
+        def upgrade():
+            lossless.restore_table_options("user_list", mysql_collate="utf8mb4_bin")
+    """)

@@ -15,6 +15,14 @@ from app.migrate.lint.rules import BOTH, MYSQL, ONLY_MYSQL, ONLY_SQLITE, SQLITE
 MAX_PATHS = 64  # revision functions are short; this only bounds a pathological file
 MYSQL_NAMES = {"mysql", "mariadb"}
 ARCHIVE_CALLS = {"archive_columns", "archive_table", "refuse_data_loss"}
+# app.migrate.lossless: `lossless.<call>(revision, ...)` is read as the op it wraps.
+LOSSLESS_CALLS = {
+    "add_column",
+    "drop_column",
+    "create_table",
+    "drop_table",
+    "restore_table_options",
+}
 Path = list[Op]
 # Ends a path that returned (or raised): the statements after it are not on that path.
 RETURNED = Op(0)
@@ -189,11 +197,32 @@ class Reader:
         receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
         if not isinstance(receiver, ast.Name) or name is None:
             return []
+        if receiver.id == "lossless" and name in LOSSLESS_CALLS:
+            return self._lossless(name, call)
         if receiver.id == "op":
             return self._operation(name, call, None, in_batch=False)
         if receiver.id in batch:
             return self._operation(name, call, batch[receiver.id], in_batch=True)
         return []
+
+    def _lossless(self, name: str, call: ast.Call) -> list[Op]:
+        """`lossless.<name>(revision, table, ...)`: the `op.<name>(table, ...)` it wraps, after
+        the archive a drop makes; a column is added or dropped INSTANT on MySQL."""
+        inner = ast.Call(func=call.func, args=call.args[1:], keywords=call.keywords)
+        ast.copy_location(inner, call)
+        table = self._str(inner.args[0]) if inner.args else None
+        if name == "restore_table_options":
+            rebuild = Problem("table-copy", "restore_table_options() rebuilds the table", BOTH)
+            return [Op(call.lineno, table, ddl=True, problems=[rebuild])]
+        ops = self._operation(name, inner, None, in_batch=False)
+        for op in ops:
+            op.online_algorithm = name in ("add_column", "drop_column")
+        if name == "drop_column":
+            column = self._str(inner.args[1]) if len(inner.args) > 1 else None
+            return [Op(call.lineno, table, archived_columns=(column or "?",)), *ops]
+        if name == "drop_table":
+            return [Op(call.lineno, table, archives_table=True), *ops]
+        return ops
 
     def _archive(self, call: ast.Call, name: str) -> Op:
         if name == "refuse_data_loss":

@@ -1,0 +1,1 @@
+"""`python -m app.migrate adopt`: take over a database made by the tutorial's Flask app."""
