@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A 3-node MariaDB Galera cluster on 127.0.0.1 for the cluster tests: `start` (idempotent),
-# `stop` (stops the nodes, removes their data), `status`.
+# `stop` (stops the nodes, removes their data), `status`, `rejoin N` (starts node N again after
+# it stopped or was killed, into the running cluster, and waits until it is Synced).
 #
 # SQL ports 3311-3313, root with an empty password over TCP, a `test` database. The standalone
 # server on 3306 and its datadir are never touched: every node has its own defaults file, datadir
@@ -196,6 +197,22 @@ stop() {
   echo "Galera cluster stopped (${#stopped[@]} nodes), data removed"
 }
 
+rejoin() {
+  local n=$1
+  [[ $n =~ ^[123]$ ]] || { echo "rejoin: no node $n (1-3)" >&2; exit 2; }
+  [[ -f $(node_dir "$n")/my.cnf ]] || { echo "rejoin: node$n was never set up (start)" >&2; exit 1; }
+  if node_running "$n"; then
+    echo "node$n is running"
+  else
+    # A node killed mid-transaction may leave a stale pid file; mariadbd replaces it.
+    echo "rejoining node$n (port $(sql_port "$n"))"
+    start_node "$n"
+  fi
+  wait_for "node$n rejoin" 120 node_joined "$n" || { show_logs; exit 1; }
+  wait_for "cluster size 3 on every node" 60 cluster_synced || { show_logs; exit 1; }
+  echo "node$n Synced, cluster size 3"
+}
+
 status() {
   local n
   for n in "${NODES[@]}"; do
@@ -212,5 +229,6 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  rejoin) rejoin "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|rejoin N" >&2; exit 2 ;;
 esac

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     db_max_overflow: Annotated[int, Field(ge=-1)] = 0  # -1: no limit (SQLAlchemy)
     # Recycle pooled MySQL connections before the server's wait_timeout drops them.
     db_pool_recycle_s: PositiveInt = 1800
+    # A Galera cluster (docs/scaling.md): its other nodes as host:port, tried when the URL's
+    # host is down or not Synced. Writes go to the first live node in this order, reads rotate
+    # over all of them; a connection made while a node was skipped is replaced after
+    # db_failover_recycle_s, so traffic returns to a node that rejoined.
+    database_failover_hosts: CommaList = Field(default=[])
+    db_failover_recycle_s: PositiveFloat = 30.0
+    # Galera: wsrep_sync_wait for every connection (1: a read first waits until this node has
+    # applied what the cluster committed before it, so a client reads its own writes through
+    # any node; 0: reads may lag a write made through another node by a few milliseconds).
+    db_galera_sync_wait: Annotated[int, Field(ge=0, le=15)] = 1
     # What to do when the database carries a revision this code does not know (rolling deploys).
     schema_ahead_policy: Literal["refuse", "warn"] = "refuse"
     # Hardening (issue 4). Request bodies above this many bytes are answered 413.
@@ -145,7 +155,11 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "user-service"
 
     @field_validator(
-        "metrics_allowed_networks", "allowed_hosts", "forwarded_allow_ips", mode="before"
+        "metrics_allowed_networks",
+        "allowed_hosts",
+        "forwarded_allow_ips",
+        "database_failover_hosts",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -14,11 +14,13 @@ from sqlalchemy.pool import NullPool
 
 from app.backend import is_mysql, is_sqlite
 from app.config import Settings
+from app.db_nodes import Node, NodeOrder, parse_node
 from app.db_pool import (
     CountingQueuePool,
     ReadPool,
     bounded_aiomysql_connect,
     ping_idle_connections,
+    recycle_failover_connections,
     rollback_only_open_transactions,
 )
 
@@ -46,8 +48,23 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict[str, Any]:
-    """Driver and pool options that bound every wait on the database."""
+def database_nodes(url: URL, settings: Settings, *, rotate: bool) -> NodeOrder | None:
+    """The URL's host then DATABASE_FAILOVER_HOSTS, or None when there is only the one."""
+    if not settings.database_failover_hosts:
+        return None
+    first = Node(url.host or "localhost", url.port or 3306)
+    others = [parse_node(entry) for entry in settings.database_failover_hosts]
+    return NodeOrder([first, *(node for node in others if node != first)], rotate=rotate)
+
+
+def engine_options(
+    url: URL, settings: Settings, *, pooled: bool = True, rotate: bool = False
+) -> dict[str, Any]:
+    """Driver and pool options that bound every wait on the database.
+
+    `rotate`: spread new connections over the failover nodes (reads) instead of preferring
+    the first one that answers (writes).
+    """
     # Statement parameters (password hashes among them) stay out of logs and error messages.
     options: dict[str, Any] = {"hide_parameters": True}
     if is_sqlite(url):
@@ -56,7 +73,9 @@ def engine_options(url: URL, settings: Settings, *, pooled: bool = True) -> dict
         options["connect_args"] = {"connect_timeout": settings.db_connect_timeout_s}
         if url.get_driver_name() == "aiomysql":
             options["connect_args"]["async_creator_fn"] = bounded_aiomysql_connect(
-                settings.db_connect_timeout_s
+                settings.db_connect_timeout_s,
+                database_nodes(url, settings, rotate=rotate),
+                settings.db_galera_sync_wait,
             )
     if not pooled:
         options["poolclass"] = NullPool
@@ -92,6 +111,7 @@ def create_engine(
     elif pooled:
         ping_idle_connections(engine)
         rollback_only_open_transactions(engine)
+        recycle_failover_connections(engine, settings.db_failover_recycle_s)
     return engine
 
 
@@ -111,10 +131,11 @@ def create_read_pool(settings: Settings, url: URL | None = None) -> ReadPool | N
         url,
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,  # SQLAlchemy >= 2.0.43
-        **engine_options(url, settings),
+        **engine_options(url, settings, rotate=True),
     )
     ping_idle_connections(reads)
     rollback_only_open_transactions(reads)
+    recycle_failover_connections(reads, settings.db_failover_recycle_s)
     limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
     return ReadPool(reads, limit, settings.db_pool_timeout_s)
 

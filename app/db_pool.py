@@ -2,6 +2,7 @@
 idle connections, and an autocommit pool for reads (one round trip each), measured in bench/."""
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,22 +14,57 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolResetState
 
+from app.db_nodes import FAILOVER_MARK, NodeOrder, prepare_node
 
-def bounded_aiomysql_connect(timeout_s: float) -> Callable[..., Awaitable[Any]]:
+logger = logging.getLogger(__name__)
+
+
+def bounded_aiomysql_connect(
+    timeout_s: float, nodes: NodeOrder | None = None, sync_wait: int = 0
+) -> Callable[..., Awaitable[Any]]:
     """aiomysql.connect, with `timeout_s` bounding the handshake as well as the TCP connect.
 
     aiomysql's own connect_timeout stops at the TCP connect: a server (or proxy) that accepts
-    but never answers would hold the pool checkout, and its request, forever.
+    but never answers would hold the pool checkout, and its request, forever. With `nodes`, the
+    nodes are tried in their order until one answers and may serve (`prepare_node`: up, and
+    Synced if Galera); without, the URL's host. A connection that skipped a node is marked.
     """
     import aiomysql
 
-    async def connect(*args: Any, **kwargs: Any) -> Any:
+    async def connect_one(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             async with asyncio.timeout(timeout_s):
-                return await aiomysql.connect(*args, **kwargs)
+                connection = await aiomysql.connect(*args, **kwargs)
+                try:
+                    problem = await prepare_node(connection, sync_wait)
+                except BaseException:
+                    connection.close()
+                    raise
         except TimeoutError:
             # As a driver error, so that SQLAlchemy wraps it and the client gets a 503.
             raise aiomysql.OperationalError(2013, "handshake timed out") from None
+        if problem is not None:
+            connection.close()
+            # 1047: what a Galera node that may not serve answers to queries.
+            raise aiomysql.OperationalError(1047, f"node not ready: {problem}")
+        return connection
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        if nodes is None:  # the URL's host (or socket), as the URL says
+            return await connect_one(args, kwargs)
+        order = nodes.next_order()
+        for tried, node in enumerate(order):
+            try:
+                target = {**kwargs, "host": node.host, "port": node.port}
+                connection = await connect_one(args, target)
+            except aiomysql.Error as exc:
+                if tried == len(order) - 1:
+                    raise
+                logger.warning("database node %s skipped: %s", node, exc)
+                continue
+            setattr(connection, FAILOVER_MARK, tried > 0)
+            return connection
+        raise AssertionError("unreachable: the last node's error is raised")
 
     return connect
 
@@ -144,4 +180,27 @@ def ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("idle connection failed its ping") from exc
 
     event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
+
+
+def recycle_failover_connections(engine: AsyncEngine, after_s: float) -> None:
+    """Replace a connection made while a node before it was down once it is `after_s` old.
+
+    Pooled connections live for `db_pool_recycle_s` (half an hour): without this, a node that
+    rejoined would get no traffic until then. The replacement tries the nodes in order again
+    and lands on the rejoined node if it is back, or on a live one again (one connect per
+    connection per `after_s` while a node stays down).
+    """
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info.pop("failover_since", None)
+        if getattr(dbapi_connection.driver_connection, FAILOVER_MARK, False):
+            record.info["failover_since"] = time.monotonic()
+
+    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("failover_since")
+        if since is not None and time.monotonic() - since > after_s:
+            raise DisconnectionError("connection to a fallback node, trying the nodes again")
+
+    event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "checkout", on_checkout)

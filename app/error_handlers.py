@@ -101,12 +101,18 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+def _driver_code(exc: Exception) -> str:
+    """The driver's error number (2013: connection lost, 1047: Galera node not ready), if any."""
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    return f" {args[0]}" if args and isinstance(args[0], int) else ""
+
+
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     # Log the kind of failure only: driver messages can carry statement parameters.
     if is_missing_schema(exc):
         logger.error("database schema does not match the code: %s", type(exc).__name__)
         return await _domain_error(_request, SchemaNotReady())
-    logger.warning("database unavailable: %s", type(exc).__name__)
+    logger.warning("database unavailable: %s%s", type(exc).__name__, _driver_code(exc))
     return await _domain_error(_request, DatabaseUnavailable())
 
 

@@ -209,6 +209,25 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     return out
 
 
+def galera_line(g: dict[str, Any]) -> str:
+    """The `galera` scenario's row (docs/scaling.md reads it)."""
+    one, three = g["reads_1_node"], g["reads_3_nodes"]
+    held, mig = g["migration_held"], g["migration"]
+    commit, single = g["commit_galera"], g["commit_single"]
+    return (f"| Galera, 3 nodes on this machine, {g['rows']:,} rows | GET /show c=16: "
+            f"{one['rps']:,.0f} req/s through 1 node, {three['rps']:,.0f} spread over 3; "
+            f"0002 up {mig['upgrade_s']:.2f} s / down {mig['downgrade_s']:.2f} s under those "
+            f"reads: {mig['load']['errors']} failed, max {_ms(mig['load']['max_us'])} ms, "
+            f"single-row writes through each node in turn: {mig['writes']['failed']} failed, "
+            f"max {mig['writes']['max_ms']:.0f} ms; with a "
+            f"transaction held open on node 3: {held['load']['errors']} failed, max "
+            f"{_ms(held['load']['max_us'])} ms, the transaction {held.get('held', '?')}; no "
+            f"migration: max {_ms(g['control']['max_us'])} ms; a "
+            f"commit p50 {commit['p50_ms']:.2f} ms (p99 {commit['p99_ms']:.2f}) vs "
+            f"{single['p50_ms']:.2f} ms (p99 {single['p99_ms']:.2f}) on the single server "
+            "|")  # fmt: skip
+
+
 def plot(results: dict[str, Any]) -> None:
     import matplotlib
 
@@ -416,6 +435,8 @@ def write(results: dict[str, Any]) -> None:
                   f"creates {creates['requests']}, {creates['errors']} failed, max "
                   f"{_ms(creates['max_us'])} ms; same reads without a migration: max "
                   f"{_ms(b['control']['max_us'])} ms |")  # fmt: skip
+    if "galera" in results:
+        md.append(galera_line(results["galera"]))
     if "adopt" in results:  # only when BENCH_ONLY named it (bench/run.py)
         a = results["adopt"]
         md.append(f"| `python -m app.migrate adopt`: a tutorial database of {a['rows']:,} users "

@@ -3,11 +3,12 @@
 Both sides run at once on fresh databases filled the same way; each figure comes from wrk runs
 in alternating rounds (ours first in even rounds, the baseline first in odd ones) so that drift
 on this shared machine hits both sides alike. Knobs: BENCH_ROUNDS (5), BENCH_SECONDS (3),
-BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows). Results go to
+BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows), BENCH_GALERA_ROWS
+(1000000, the `galera` scenario's, on the cluster of `make galera`). Results go to
 bench/out/results.json and docs/benchmarks.md (+ docs/benchmarks.png).
 
 BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, login,
-latency, observability, sqlite, migration, backfill and adopt (bench/scenarios/; e.g.
+latency, observability, sqlite, migration, backfill, galera and adopt (bench/scenarios/; e.g.
 `BENCH_ONLY=mysql,latency`). Such a partial run prints its figures as it goes and writes
 bench/out/results-partial.json;
 docs/benchmarks.md, which needs every scenario, is left as it is.
@@ -32,6 +33,7 @@ from bench.common import ROUNDS, ROWS, SECONDS, Results, password_hash, prepare_
 from bench.harness import ROOT, log
 from bench.scenarios.adopt import scenario_adopt
 from bench.scenarios.backfill import scenario_backfill
+from bench.scenarios.galera import scenario_galera
 from bench.scenarios.hashing import scenario_hashing
 from bench.scenarios.latency import scenario_latency
 from bench.scenarios.login import scenario_login
@@ -50,6 +52,7 @@ SCENARIOS = (
     "sqlite",
     "migration",
     "backfill",
+    "galera",
     "adopt",
 )
 # A full run: all but `adopt`, which hashes for a quarter of an hour at its default size.
@@ -125,6 +128,8 @@ def main() -> None:
         scenario_migration(results, secret)
     if "backfill" in chosen:
         scenario_backfill(results, secret)
+    if "galera" in chosen:
+        scenario_galera(results, secret)
     if "adopt" in chosen:
         scenario_adopt(results)
     if mariadb:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
@@ -76,3 +76,23 @@ async def test_conflicts_past_the_bound_are_a_503_not_a_500(
     assert "Retry-After" in response.headers
     assert conflicts.commits == ATTEMPTS
     assert await count_users(db, "carol") == 0
+
+
+async def test_read_aborted_by_a_schema_change_is_run_again(client: AsyncClient) -> None:
+    # On Galera a DDL statement (TOI) reaching a node aborts the reads in flight on its table
+    # with 1213: the read route runs again instead of answering 503.
+    ada = await register(client, "ada")
+    aborted: list[str] = []
+
+    def abort_once(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not aborted and "FROM user_list" in statement:
+            aborted.append(statement)
+            raise OperationalError(statement, {}, Exception(1213, "Deadlock found"))
+
+    event.listen(Engine, "before_cursor_execute", abort_once)
+    try:
+        response = await client.get(f"/users/{ada.id}")
+    finally:
+        event.remove(Engine, "before_cursor_execute", abort_once)
+    assert response.status_code == 200, response.text
+    assert aborted, "nothing was aborted: the test did not test anything"
