@@ -320,6 +320,15 @@ def write(results: dict[str, Any]) -> None:
         "rounds swing, and the ratios, from back-to-back pairs, are the figures to read.",
         f"- Command: `make bench` (BENCH_ROUNDS, BENCH_SECONDS, BENCH_ROWS to change). "
         f"This run took {cfg.get('elapsed_s', 0) / 60:.1f} min.",
+        *(
+            [
+                "- The adoption row is the exception: a full run leaves the `adopt` scenario out "
+                "(it hashes for over 20 minutes), so it comes from its own `BENCH_ONLY=adopt "
+                "make bench`, merged into bench/out/results.json before the report was written."
+            ]
+            if "adopt" in results
+            else []
+        ),
         "",
         "## Goals",
         "",
