@@ -329,6 +329,7 @@ def write(results: dict[str, Any]) -> None:
             if "adopt" in results
             else []
         ),
+        *(f"- {line}" for line in results.get("merged_runs", [])),
         "",
         "## Goals",
         "",
