@@ -154,6 +154,76 @@ def wrk(
     return summary
 
 
+def percentile(sorted_values: Sequence[int], pct: float) -> int:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not sorted_values:
+        return 0
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil
+    return sorted_values[int(rank) - 1]
+
+
+def openloop(
+    url: str, rate: float, seconds: float, connections: int, rows: int, timeout_s: float = 2.0
+) -> dict[str, Any]:
+    """GET /show/{id} at `rate` requests/s for `seconds` (bench/openloop.py), split over
+    OPENLOOP_PROCS processes; latency percentiles from each request's due time, failures, the
+    generator's own CPU (`gen_cpu`: cores) and lateness, and `foreign_cpu` as for wrk."""
+    procs = OPENLOOP_PROCS
+    start = time.time() + 0.3 + 0.2 * procs  # every process imported and waiting by then
+    argv = [
+        sys.executable, "-m", "bench.openloop", url, "--rate", str(rate / procs),
+        "--seconds", str(seconds), "--connections", str(max(1, connections // procs)),
+        "--rows", str(rows), "--timeout", str(timeout_s), "--start", str(start),
+    ]  # fmt: skip
+    with CpuMeter(set(SERVER_GROUPS)) as meter:
+        children = [
+            subprocess.Popen([*argv, "--offset", str(k / procs)], cwd=ROOT, stdout=subprocess.PIPE)
+            for k in range(procs)
+        ]
+        outs = [json.loads(child.communicate()[0]) for child in children]
+    if any(child.returncode for child in children):
+        raise RuntimeError(f"bench.openloop failed against {url}")
+    latencies = sorted(v for out in outs for v in out["latencies_us"])
+    lags = sorted(v for out in outs for v in out["lags_us"])
+    wall = max(out["wall_s"] for out in outs)
+    errors = {k: sum(out["errors"][k] for out in outs) for k in outs[0]["errors"]}
+    return {
+        "offered_rate": rate,
+        "seconds": seconds,
+        "connections": connections,
+        "processes": procs,
+        "requests": len(latencies),
+        "rps": len(latencies) / wall,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        **{f"p{name}_us": percentile(latencies, pct) for name, pct in LATENCY_POINTS},
+        "max_us": latencies[-1] if latencies else 0,
+        "lag_p99_us": percentile(lags, 99),
+        "lag_max_us": lags[-1] if lags else 0,
+        "gen_cpu": sum(out["cpu_s"] for out in outs) / wall,
+        "foreign_cpu": meter.foreign_share,
+    }
+
+
+# The open-loop percentiles reported: (suffix of the field, percentile).
+LATENCY_POINTS = (("50", 50.0), ("90", 90.0), ("99", 99.0), ("999", 99.9))
+OPENLOOP_PROCS = int(os.environ.get("BENCH_OPENLOOP_PROCS", "1"))
+
+
+def worker_rss_kib(server: Server) -> list[int]:
+    """VmRSS of each of the server's workers now, in KiB (from /proc/<pid>/status)."""
+    sizes = []
+    for pid in server.worker_pids():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]))
+    return sizes
+
+
 def mysql_connect(database: str | None = None) -> "pymysql.connections.Connection[Any]":
     return pymysql.connect(**MYSQL, database=database, autocommit=True, charset="utf8mb4")  # type: ignore[arg-type]
 
