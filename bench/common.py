@@ -61,13 +61,15 @@ def compare(
     timeout_s: int = 2,
     seconds: int = SECONDS,
 ) -> None:
-    """ROUNDS alternating rounds of the same wrk run against each side."""
+    """ROUNDS alternating rounds of the same wrk run against each side; each run also keeps
+    the side's worker RSS at its end (`rss_kib`, one entry a worker)."""
     runs = results.setdefault(key, {"conns": conns, "script": script, "rounds": {}})["rounds"]
     names = list(sides)
     for r in range(ROUNDS):
         for name in names if r % 2 == 0 else names[::-1]:
             extra = [a.replace("{round}", f"{r}{name[0]}") for a in args]
             run = wrk(sides[name].url, script, conns, seconds, *extra, timeout_s=timeout_s)
+            run["rss_kib"] = harness.worker_rss_kib(sides[name])
             runs.setdefault(name, []).append(run)
     log("  " + report.line(key, results[key]))
 

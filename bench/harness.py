@@ -18,6 +18,8 @@ from typing import Any
 
 import pymysql
 
+from bench.openloop import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WRK_DIR = ROOT / "bench" / "wrk"
@@ -152,14 +154,6 @@ def wrk(
         for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
     )
     return summary
-
-
-def percentile(sorted_values: Sequence[int], pct: float) -> int:
-    """Nearest-rank percentile of an ascending list (0 when empty)."""
-    if not sorted_values:
-        return 0
-    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil
-    return sorted_values[int(rank) - 1]
 
 
 def openloop(

@@ -22,6 +22,7 @@ import random
 import resource
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -229,6 +230,14 @@ class Generator:
             "lags_us": self.lags,
             "errors": self.errors,
         }
+
+
+def percentile(sorted_values: Sequence[int], pct: float) -> int:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not sorted_values:
+        return 0
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil
+    return sorted_values[int(rank) - 1]
 
 
 def main() -> None:

@@ -7,9 +7,14 @@ BENCH_ROWS (10000), BENCH_MIGRATION_ROWS (1000000, also the backfill's rows), BE
 (1000000, the `galera` scenario's, on the cluster of `make galera`). Results go to
 bench/out/results.json and docs/benchmarks.md (+ docs/benchmarks.png).
 
-BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, login,
-latency, observability, sqlite, migration, backfill, galera and adopt (bench/scenarios/; e.g.
-`BENCH_ONLY=mysql,latency`). Such a partial run prints its figures as it goes and writes
+`openloop` (after `mysql`, whose c=64 baseline rate it reads) sends GET /show/{id} at a fixed
+rate, 80% of the tutorial's capacity, with bench/openloop.py (latency from each request's due
+time: wrk's closed loop hides a stalled server), and reports each side's worker RSS with the
+service's GC tuning on and off. BENCH_OPENLOOP_PROCS (1) splits that load over more processes.
+
+BENCH_ONLY runs only the scenarios it names, comma-separated, from hashing, mysql, openloop,
+login, latency, observability, sqlite, migration, backfill, galera and adopt (bench/scenarios/;
+e.g. `BENCH_ONLY=mysql,latency`). Such a partial run prints its figures as it goes and writes
 bench/out/results-partial.json;
 docs/benchmarks.md, which needs every scenario, is left as it is.
 
@@ -40,12 +45,14 @@ from bench.scenarios.login import scenario_login
 from bench.scenarios.migration import scenario_migration
 from bench.scenarios.mysql import scenario_mysql
 from bench.scenarios.observability import scenario_observability
+from bench.scenarios.openloop import scenario_openloop
 from bench.scenarios.sqlite import scenario_sqlite
 
 # In the order they run (hashing first: the create and login figures are read against it).
 SCENARIOS = (
     "hashing",
     "mysql",
+    "openloop",
     "login",
     "latency",
     "observability",
@@ -109,13 +116,15 @@ def main() -> None:
         results["config"]["only"] = list(only)
     secret = password_hash()
     # bench_ours / bench_baseline serve both the direct and the delayed MariaDB scenarios.
-    mariadb = bool({"mysql", "login", "latency", "observability"} & set(chosen))
+    mariadb = bool({"mysql", "openloop", "login", "latency", "observability"} & set(chosen))
     if mariadb:
         prepare_mysql(secret)
     if "hashing" in chosen:
         scenario_hashing(results)
     if "mysql" in chosen:
         scenario_mysql(results)
+    if "openloop" in chosen:
+        scenario_openloop(results)
     if "login" in chosen:
         scenario_login(results)
     if "latency" in chosen:

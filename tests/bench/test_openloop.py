@@ -1,12 +1,12 @@
-"""bench/openloop.py: a fixed rate whatever the server does, latency from each request's due time."""
+"""bench/openloop.py: a fixed rate whatever the server does, latency from when each was due."""
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from bench.harness import percentile
-from bench.openloop import Generator
+from bench.openloop import Generator, percentile
 
 Handler = Callable[[float], float | None]  # seconds since start -> delay before answering
 
@@ -46,8 +46,10 @@ async def stub_server(delay_at: Handler, *, close: bool = False) -> AsyncIterato
         server.close()
 
 
-async def run(url: str, *, rate: float, seconds: float, conns: int, timeout: float = 2.0) -> dict:
-    gen = Generator(url, rate, seconds, conns, rows=100, timeout=timeout)
+async def run(
+    url: str, *, rate: float, seconds: float, conns: int, limit_s: float = 2.0
+) -> dict[str, Any]:
+    gen = Generator(url, rate, seconds, conns, rows=100, timeout=limit_s)
     return await gen.run(time.time(), 0.0)
 
 
@@ -74,7 +76,7 @@ async def test_connections_the_server_closes_are_reopened() -> None:
 
 async def test_unanswered_requests_fail_as_timeouts_recorded_at_their_age() -> None:
     async with stub_server(lambda t: None) as url:
-        out = await run(url, rate=40, seconds=0.25, conns=4, timeout=0.2)
+        out = await run(url, rate=40, seconds=0.25, conns=4, limit_s=0.2)
     assert out["errors"]["timeout"] == 10
     assert min(out["latencies_us"]) >= 200_000
 

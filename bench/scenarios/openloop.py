@@ -1,0 +1,76 @@
+"""Scenario `openloop`: GET /show/{id} on MariaDB at a fixed rate (80% of the tutorial's c=64
+capacity), latency from each request's due time; and the workers' memory, GC tuning on and off."""
+
+from typing import Any
+
+from bench import harness, report
+from bench.common import (
+    OUR_POOL,
+    ROUNDS,
+    ROWS,
+    SECONDS,
+    Results,
+    baseline_url,
+    compare,
+    our_url,
+    warm,
+)
+from bench.harness import Server, log
+
+OFFERED_SHARE = 0.8  # of the tutorial's closed-loop capacity
+CONNS = 64
+# GC tuning off (app/gc_tuning.py): no freeze, CPython's own gen-0 threshold of 700.
+GC_OFF = {"GC_FREEZE": "false", "GC_GEN0_THRESHOLD": "0"}
+
+
+def scenario_openloop(results: Results) -> None:
+    # Ports of their own (18121-18123), so a `BENCH_ONLY=mysql` run beside it does not collide.
+    ours = harness.uvicorn_server("ours-openloop", 18121, our_url("bench_ours"), **OUR_POOL)
+    base = harness.gunicorn_server("baseline-openloop", 18122, baseline_url("bench_baseline"))
+    gc_off = harness.uvicorn_server(
+        "ours-gc-off", 18123, our_url("bench_ours"), **OUR_POOL, **GC_OFF
+    )
+    sides = {"ours": ours.start(), "baseline": base.start(), "ours_gc_off": gc_off.start()}
+    try:
+        warm(*sides.values())
+        log("GET /show/{id} c=64 closed-loop, with GC tuning off as a third side: req/s, p99, RSS")
+        compare(results, "memory_c64", sides, "show.lua", CONNS, str(ROWS))
+        capacity, source = tutorial_capacity(results)
+        rate = OFFERED_SHARE * capacity
+        log(f"open loop at {rate:,.0f} req/s = {OFFERED_SHARE:.0%} of the tutorial's "
+            f"{capacity:,.0f} req/s ({source})")  # fmt: skip
+        entry: dict[str, Any] = {
+            "conns": CONNS,
+            "rate": rate,
+            "share": OFFERED_SHARE,
+            "capacity": capacity,
+            "capacity_from": source,
+            "rounds": {},
+        }
+        results["openloop_c64"] = entry
+        fixed_rate_rounds(entry, sides, rate)
+        log("  " + report.openloop_line(entry))
+    finally:
+        for server in sides.values():
+            server.stop()
+
+
+def tutorial_capacity(results: Results) -> tuple[float, str]:
+    """The baseline's median c=64 req/s: from the `mysql` scenario of this run when it ran,
+    else from this scenario's own closed-loop rounds."""
+    if "read_mariadb_c64" in results:
+        runs = results["read_mariadb_c64"]["rounds"]["baseline"]
+        return report.med(runs), "GET /show c=64 in this run's mysql scenario"
+    runs = results["memory_c64"]["rounds"]["baseline"]
+    return report.med(runs), "GET /show c=64 in this scenario (the mysql scenario did not run)"
+
+
+def fixed_rate_rounds(entry: dict[str, Any], sides: dict[str, Server], rate: float) -> None:
+    """ROUNDS alternating rounds of the open-loop run against each side, 2 x BENCH_SECONDS each
+    (about 2 x 5,000 requests at the tutorial's rate, so p99.9 rests on some ten of them)."""
+    names = list(sides)
+    for r in range(ROUNDS):
+        for name in names if r % 2 == 0 else names[::-1]:
+            run = harness.openloop(sides[name].url, rate, 2 * SECONDS, CONNS, ROWS)
+            run["rss_kib"] = harness.worker_rss_kib(sides[name])
+            entry["rounds"].setdefault(name, []).append(run)
