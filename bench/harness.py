@@ -187,7 +187,7 @@ def openloop(
         "connections": connections,
         "processes": procs,
         "requests": len(latencies),
-        "rps": len(latencies) / wall,
+        "rps": (len(latencies) - sum(errors.values())) / wall,  # answered
         "errors": sum(errors.values()),
         "error_kinds": errors,
         **{f"p{name}_us": percentile(latencies, pct) for name, pct in LATENCY_POINTS},

@@ -165,10 +165,15 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             for field, label in (("p99_us", "p99"), ("p999_us", "p99.9"))
         )
         failed = f"{sum(r['errors'] for r in ours)}/{sum(r['errors'] for r in base)}"
+        # A timed-out request is recorded at its age then (2 s), so past the share that failed
+        # a side's percentiles are lower bounds: ours must be real (at most 0.1% failed) to
+        # count, the tutorial's may be bounds (ours below a bound is below the real figure).
+        ours_failed = sum(r["errors"] for r in ours) / max(1, sum(r["requests"] for r in ours))
         return (
             f"at {e['rate']:,.0f} req/s: {text}; failed {failed}; other load "
             f"{foreign(ours + base):.0%}",
-            all(med(ours, f) <= med(base, f) for f in ("p99_us", "p999_us")),
+            ours_failed <= 0.001
+            and all(med(ours, f) <= med(base, f) for f in ("p99_us", "p999_us")),
         )
 
     def latency_hidden() -> tuple[str, bool]:
@@ -446,7 +451,9 @@ def openloop_panel(ax: Any, entry: dict[str, Any]) -> None:
             ax.annotate(f"{v:.1f}", (x, v), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(points)), [label for _, label in points])
     ax.set_yscale("log")
-    ax.set_ylabel("ms from each request's due time (median over rounds, log)")
+    lowest = min(med(runs, "p50_us") for runs in entry["rounds"].values()) / 1000
+    ax.set_ylim(bottom=max(lowest / 3, 0.1))
+    ax.set_ylabel("ms from each request's due time (median, log)")
     ax.set_title(f"Fixed rate {entry['rate']:,.0f} req/s (open loop), MariaDB")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
