@@ -158,7 +158,8 @@ def goal_notes(results: dict[str, Any]) -> str:
 
 
 def _rss_mib(runs: list[dict[str, Any]]) -> float:
-    return statistics.median(statistics.mean(r["rss_kib"]) / 1024 for r in runs if r.get("rss_kib"))
+    sizes = [statistics.mean(r["rss_kib"]) / 1024 for r in runs if r.get("rss_kib")]
+    return float(statistics.median(sizes))
 
 
 def openloop_notes(results: dict[str, Any]) -> list[str]:

@@ -8,9 +8,11 @@ import json
 import os
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT
+# Not bench.harness's ROOT: the report imports no process plumbing (tests read it alone).
+ROOT = Path(__file__).resolve().parent.parent
 
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmarks.png"
@@ -63,7 +65,8 @@ def spread(runs: list[dict[str, Any]], field: str) -> str:
 
 def rss_mib(runs: list[dict[str, Any]]) -> float:
     """Median over runs of the mean RSS per worker at the end of each run, MiB."""
-    return statistics.median(statistics.mean(r["rss_kib"]) / 1024 for r in runs if r.get("rss_kib"))
+    sizes = [statistics.mean(r["rss_kib"]) / 1024 for r in runs if r.get("rss_kib")]
+    return float(statistics.median(sizes))
 
 
 # The open-loop figures, as (field, label).
@@ -485,8 +488,9 @@ def write(results: dict[str, Any]) -> None:
         f"- CPU: {mach['cpu']}; memory {mach['memory']}; {mach['os']}; Python {mach['python']}; "
         f"MariaDB {mach['mariadb']}; {mach['wrk']}.",
         f"- Packages: {mach['packages']}.",
-        "- The load generator (wrk, 2 threads), MariaDB, both servers and the delay proxy share "
-        "the same 2 cores, which other engineers' test runs also use: expect noise.",
+        "- The load generators (wrk, 2 threads; bench/openloop.py for the fixed-rate rows), "
+        "MariaDB, both servers and the delay proxy share the same 2 cores, which other "
+        "engineers' test runs also use: expect noise.",
         "- Ours: `uvicorn app.main:app --workers 2 --loop uvloop --http httptools "
         "--no-access-log` with `DB_POOL_SIZE=20 DB_MAX_OVERFLOW=0` (see below), other settings "
         "at their defaults. Baseline "
@@ -500,6 +504,11 @@ def write(results: dict[str, Any]) -> None:
         "even rounds, the baseline first in odd ones); each figure is the median over rounds, "
         "each ratio the median of the per-round ratios. wrk's request timeout is 2 s; "
         "'failed' counts non-2xx answers, socket errors and timeouts.",
+        "- wrk is closed-loop (a connection waits for each answer before sending again), so "
+        "its latencies leave out the requests a stalled server was never sent. The fixed-rate "
+        "rows come from bench/openloop.py instead: requests due at a constant rate, each "
+        "latency counted from its due time (see *What limits each figure*).",
+        "- RSS per worker is VmRSS from /proc/<pid>/status at the end of each run.",
         "- 'Other load' is the share of the machine's 2 cores that processes outside the "
         "benchmark (not its servers, wrk, the proxy or MariaDB) used during those wrk runs, "
         "from /proc: other engineers' test runs share this machine. In this run it ranged "
