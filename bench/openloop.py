@@ -51,10 +51,15 @@ class _Connection(asyncio.Protocol):
 
     def send(self, due: float) -> None:
         assert self.transport is not None
+        if self.transport.is_closing():  # the server closed it while idle: another one
+            self.gen.waiting.appendleft(due)
+            return
         self.due, self.buf, self.body_at, self.length = due, b"", -1, -1
         self.transport.write(self.gen.request())
 
     def data_received(self, data: bytes) -> None:
+        if not self.due:  # nothing asked: not an answer to count
+            return
         self.buf += data
         if self.body_at < 0:
             end = self.buf.find(b"\r\n\r\n")
@@ -117,6 +122,7 @@ class Generator:
         self.lags: list[int] = []
         self.errors = {"connect": 0, "read": 0, "status": 0, "timeout": 0}
         self.outstanding = 0
+        self.tasks: set[asyncio.Task[None]] = set()  # connects under way, kept from the GC
 
     def request(self) -> bytes:
         return b"GET /show/%d " % random.randint(1, self.rows) + self.head
@@ -169,7 +175,9 @@ class Generator:
             self.connecting += 1
             conn = _Connection(self)
             self.open.add(conn)
-            asyncio.get_running_loop().create_task(self._connect(conn))
+            task = asyncio.get_running_loop().create_task(self._connect(conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def _connect(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()

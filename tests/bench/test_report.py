@@ -58,6 +58,7 @@ def test_fixed_rate_and_memory_tables_name_every_side() -> None:
     }
     fixed = "\n".join(openloop_section(results))
     assert "| ours | 1,000 | 2.0 (2.0–2.0) |" in fixed
+    assert "| 8% of a core | 10% |" in fixed
     memory = "\n".join(memory_section(results))
     assert "| ours | 120.0 (120.0–120.0) | 900 | 50.0 | 20.0 | 40.0 | 101.0 | 10% |" in memory
     assert "GC tuning off" in memory
