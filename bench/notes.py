@@ -203,7 +203,9 @@ def openloop_notes(results: dict[str, Any]) -> list[str]:
         "wakes at most once a millisecond (a shorter sleep would spin "
         "and take CPU from the servers), so a request goes out up to ~1 ms after it is due; "
         "that lateness, on every side alike, is in the figures (about 0.5 ms on each p50) and "
-        "the table gives its p99 and maximum.",
+        "the table gives its p99 and maximum. It runs at nice -5: at the servers' own "
+        "priority, with both cores saturated, it was measured sending up to 120 ms late, "
+        "which the figures would have charged to the server under test.",
         "- **A fixed rate forgives nothing.** At 80% of a capacity measured on a shared "
         "machine, a spell in which other processes take more of the cores leaves the servers "
         "below the offered rate: the queue then grows for as long as the spell lasts and "

@@ -90,8 +90,8 @@ def machine() -> dict[str, str]:
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     wrk_out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
     wrk_version = wrk_out.split("\n")[0]
-    packages = ["fastapi", "starlette", "uvicorn", "sqlalchemy", "aiomysql", "asyncmy", "pydantic",
-                "flask", "flask-sqlalchemy", "gunicorn", "pymysql"]  # fmt: skip
+    packages = ["fastapi", "starlette", "uvicorn", "uvloop", "sqlalchemy", "aiomysql", "asyncmy",
+                "pydantic", "flask", "flask-sqlalchemy", "gunicorn", "pymysql"]  # fmt: skip
     return {
         "cpu": f"{os.cpu_count()} × {cpu}",
         "memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
