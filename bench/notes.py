@@ -190,7 +190,7 @@ def openloop_notes(results: dict[str, Any]) -> list[str]:
         "Each round runs twice BENCH_SECONDS, so p99.9 rests on "
         "the slowest ten or so of each round's requests: read the round ranges.",
         "- **The generator's own cost.** wrk2, the usual fixed-rate tool, is not in Debian's "
-        "packages (only wrk is), so the generator is ~250 lines of Python on uvloop, one "
+        "packages (only wrk is), so the generator is under 300 lines of Python on uvloop, one "
         "process, with no HTTP library: one bytes template per request and a header scan per "
         f"answer. It used {cpu:.0%} of a core at this rate (median over all runs; each side's "
         "in the table above), taken from the same two cores as the servers and shown rather "

@@ -30,8 +30,10 @@ def scenario_openloop(results: Results) -> None:
     gc_off = harness.uvicorn_server(
         "ours-gc-off", 18123, our_url("bench_ours"), **OUR_POOL, **GC_OFF
     )
-    sides = {"ours": ours.start(), "baseline": base.start(), "ours_gc_off": gc_off.start()}
+    sides = {"ours": ours, "baseline": base, "ours_gc_off": gc_off}
     try:
+        for server in sides.values():
+            server.start()
         warm(*sides.values())
         log("GET /show/{id} c=64 closed-loop, with GC tuning off as a third side: req/s, p99, RSS")
         compare(results, "memory_c64", sides, "show.lua", CONNS, str(ROWS))
