@@ -499,8 +499,9 @@ def write(results: dict[str, Any]) -> None:
         f"- Fresh databases filled the same way: {cfg['rows']:,} users `u1..uN` with emails "
         "(ours stores an argon2id hash, the baseline the tutorial's plaintext password). "
         "GETs pick ids uniformly at random.",
-        f"- {cfg['rounds']} alternating rounds of {cfg['seconds']} s per figure (creates and "
-        f"the mix: {2 * cfg['seconds']} s; the create burst: 3 rounds; ours first in "
+        f"- {cfg['rounds']} alternating rounds of {cfg['seconds']} s per figure (creates, "
+        f"the mix and the fixed-rate runs: {2 * cfg['seconds']} s; the create burst: 3 rounds; "
+        "ours first in "
         "even rounds, the baseline first in odd ones); each figure is the median over rounds, "
         "each ratio the median of the per-round ratios. wrk's request timeout is 2 s; "
         "'failed' counts non-2xx answers, socket errors and timeouts.",
