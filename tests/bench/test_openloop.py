@@ -64,7 +64,7 @@ async def test_a_stall_counts_for_every_request_due_during_it() -> None:
     assert sum(out["errors"].values()) == 0
     slow = [v for v in latencies if v > 100_000]
     assert len(slow) >= 30
-    assert percentile(latencies, 50) < 50_000
+    assert percentile(latencies, 50) < 100_000  # the rest were not slowed
 
 
 async def test_connections_the_server_closes_are_reopened() -> None:
