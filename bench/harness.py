@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -11,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,11 +158,18 @@ def wrk(
 
 
 def openloop(
-    url: str, rate: float, seconds: float, connections: int, rows: int, timeout_s: float = 2.0
+    url: str,
+    rate: float,
+    seconds: float,
+    connections: int,
+    rows: int,
+    timeout_s: float = 2.0,
+    midway: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """GET /show/{id} at `rate` requests/s for `seconds` (bench/openloop.py), split over
     OPENLOOP_PROCS processes; latency percentiles from each request's due time, failures, the
-    generator's own CPU (`gen_cpu`: cores) and lateness, and `foreign_cpu` as for wrk."""
+    generator's own CPU (`gen_cpu`: cores) and lateness, and `foreign_cpu` as for wrk.
+    `midway`, if given, is called halfway through; its answer is returned as `midway`."""
     procs = OPENLOOP_PROCS
     start = time.time() + 0.3 + 0.2 * procs  # every process imported and waiting by then
     argv = [
@@ -174,6 +182,10 @@ def openloop(
             subprocess.Popen([*argv, "--offset", str(k / procs)], cwd=ROOT, stdout=subprocess.PIPE)
             for k in range(procs)
         ]
+        sampled = None
+        if midway is not None:  # the children print only at the end: no pipe fills meanwhile
+            time.sleep(max(0.0, start + seconds / 2 - time.time()))
+            sampled = midway()
         outs = [json.loads(child.communicate()[0]) for child in children]
     if any(child.returncode for child in children):
         raise RuntimeError(f"bench.openloop failed against {url}")
@@ -196,7 +208,23 @@ def openloop(
         "lag_max_us": lags[-1] if lags else 0,
         "gen_cpu": sum(out["cpu_s"] for out in outs) / wall,
         "foreign_cpu": meter.foreign_share,
+        "midway": sampled,
     }
+
+
+def connections_per_worker(server: Server) -> list[int]:
+    """Established client connections each worker of the server holds now, most first."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    held = {pid: 0 for pid in server.worker_pids()}
+    for pid in re.findall(r"pid=(\d+)", out):
+        if int(pid) in held:
+            held[int(pid)] += 1
+    return sorted(held.values(), reverse=True)
 
 
 # The open-loop percentiles reported: (suffix of the field, percentile).

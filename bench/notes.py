@@ -206,6 +206,16 @@ def openloop_notes(results: dict[str, Any]) -> list[str]:
         "the table gives its p99 and maximum. It runs at nice -5: at the servers' own "
         "priority, with both cores saturated, it was measured sending up to 120 ms late, "
         "which the figures would have charged to the server under test.",
+        "- **Connections per worker.** uvicorn's workers share one listening socket and a "
+        "kept-alive connection stays with the worker that accepted it, so the split of the "
+        "64 connections between ours' two workers is whatever the accepts made of it (48/16 "
+        "was seen while tuning this scenario; the table gives each round's, sampled halfway). "
+        "A fixed rate sends the uneven share on: the worker holding most connections gets "
+        "most requests and queues while the other idles, where wrk's closed loop would just "
+        "send less through the busy one. Load from many clients spreads the same way behind "
+        "any keep-alive proxy, so the figures keep it rather than reopen connections to even "
+        "it out. gunicorn's sync workers accept one connection at a time, only when free, and "
+        "close it after the answer: their load is balanced by construction.",
         "- **A fixed rate forgives nothing.** At 80% of a capacity measured on a shared "
         "machine, a spell in which other processes take more of the cores leaves the servers "
         "below the offered rate: the queue then grows for as long as the spell lasts and "

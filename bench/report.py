@@ -315,8 +315,8 @@ def openloop_section(results: dict[str, Any]) -> list[str]:
         f"(p99 {_ms(med(everything, 'lag_p99_us'))} ms), both counted in the figures.",
         "",
         "| side | answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | "
-        "generator CPU | other load |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "generator CPU | connections per worker, midway (by round) | other load |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, runs in e["rounds"].items():
         cells = [f"{_ms(med(runs, f))} ({spread(runs, f)})"
@@ -324,9 +324,17 @@ def openloop_section(results: dict[str, Any]) -> list[str]:
         rows.append(
             f"| {SIDE_NAMES.get(name, name)} | {med(runs):,.0f} | {' | '.join(cells)} | "
             f"{_ms(max(r['max_us'] for r in runs))} | {sum(r['errors'] for r in runs)} | "
-            f"{med(runs, 'gen_cpu'):.0%} of a core | {foreign(runs):.0%} |"
+            f"{med(runs, 'gen_cpu'):.0%} of a core | {_spread_of_conns(runs)} | "
+            f"{foreign(runs):.0%} |"
         )
     return rows
+
+
+def _spread_of_conns(runs: list[dict[str, Any]]) -> str:
+    """'48/16, 33/31': each round's client connections per worker, sampled halfway."""
+    spreads = ["/".join(str(n) for n in r["conns_per_worker"]) for r in runs
+               if r.get("conns_per_worker")]  # fmt: skip
+    return ", ".join(spreads) or "-"
 
 
 def memory_section(results: dict[str, Any]) -> list[str]:

@@ -73,6 +73,11 @@ def fixed_rate_rounds(entry: dict[str, Any], sides: dict[str, Server], rate: flo
     names = list(sides)
     for r in range(ROUNDS):
         for name in names if r % 2 == 0 else names[::-1]:
-            run = harness.openloop(sides[name].url, rate, 2 * SECONDS, CONNS, ROWS)
-            run["rss_kib"] = harness.worker_rss_kib(sides[name])
+            server = sides[name]
+            run = harness.openloop(
+                server.url, rate, 2 * SECONDS, CONNS, ROWS,
+                midway=lambda s=server: harness.connections_per_worker(s),
+            )  # fmt: skip
+            run["conns_per_worker"] = run.pop("midway")
+            run["rss_kib"] = harness.worker_rss_kib(server)
             entry["rounds"].setdefault(name, []).append(run)

@@ -13,6 +13,7 @@ def fixed_rate_run(p99_ms: float, p999_ms: float, failed: int = 0) -> dict[str, 
         "p90_us": 4_000, "p99_us": p99_ms * 1000, "p999_us": p999_ms * 1000,
         "max_us": 2 * p999_ms * 1000, "gen_cpu": 0.08, "lag_p99_us": 1_100,
         "lag_max_us": 3_000, "foreign_cpu": 0.1, "rss_kib": [100 * 1024, 102 * 1024],
+        "conns_per_worker": [40, 24],
     }  # fmt: skip
 
 
@@ -58,7 +59,7 @@ def test_fixed_rate_and_memory_tables_name_every_side() -> None:
     }
     fixed = "\n".join(openloop_section(results))
     assert "| ours | 1,000 | 2.0 (2.0–2.0) |" in fixed
-    assert "| 8% of a core | 10% |" in fixed
+    assert "| 8% of a core | 40/24, 40/24, 40/24 | 10% |" in fixed
     memory = "\n".join(memory_section(results))
     assert "| ours | 120.0 (120.0–120.0) | 900 | 50.0 | 20.0 | 40.0 | 101.0 | 10% |" in memory
     assert "GC tuning off" in memory
