@@ -308,7 +308,7 @@ def openloop_section(results: dict[str, Any]) -> list[str]:
         f"Capacity from {e['capacity_from']}. Latency counted from when each request was due "
         "(bench/openloop.py), so a stall counts for every request that fell due during it; "
         f"median over {len(next(iter(e['rounds'].values())))} alternating rounds, with the "
-        "round range below each. The generator used "
+        "round range in brackets. The generator used "
         f"{med(everything, 'gen_cpu'):.0%} of a core (rounds "
         f"{min(r['gen_cpu'] for r in everything):.0%}–{max(r['gen_cpu'] for r in everything):.0%})"
         f" and sent its requests at most {_ms(max(r['lag_max_us'] for r in everything))} ms late "
