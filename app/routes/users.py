@@ -17,7 +17,6 @@ from app.deps import (
     CurrentUserDep,
     HasherDep,
     OptionalUserDep,
-    ReadConnectionDep,
     SessionDep,
     StateDep,
     ThrottleDep,
@@ -151,13 +150,13 @@ async def read_me(viewer: CurrentUserDep) -> Me:
 
 @router.get("/show/{user_id}", name="show_user", tags=["tutorial"], **READ_ROUTE)
 @router.get("/users/{user_id}", name="get_user", tags=["users"], **READ_ROUTE)
-async def read_user(
-    connection: ReadConnectionDep, viewer: OptionalUserDep, user_id: UserId
-) -> UserOut:
+async def read_user(state: StateDep, viewer: OptionalUserDep, user_id: UserId) -> UserOut:
     """One user; the email only to that user and to admins."""
-    # The hot path: a Core read on a bare connection (see AppState.read_connection).
-    row = await crud.read_public_user(connection, user_id=user_id)
-    return _shown_to(viewer, row.id, row.username, row.email)
+    # The hot path: one primary-key read on a bare pooled connection (AppState.read_connection,
+    # crud.read_public_user); the connection is back in its pool before the answer is built.
+    async with state.read_connection() as connection:
+        found_id, username, email = await crud.read_public_user(connection, user_id=user_id)
+    return _shown_to(viewer, found_id, username, email)
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses=UPDATE_ERRORS)
