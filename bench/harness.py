@@ -1,9 +1,9 @@
 """Process and load-generator plumbing for the benchmark: servers, wrk runs, databases."""
 # ruff: noqa: S603, S607, S310  (a harness starts local processes and polls local URLs by design)
 
+import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -213,18 +213,25 @@ def openloop(
 
 
 def connections_per_worker(server: Server) -> list[int]:
-    """Established client connections each worker of the server holds now, most first."""
-    out = subprocess.run(
-        ["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    held = {pid: 0 for pid in server.worker_pids()}
-    for pid in re.findall(r"pid=(\d+)", out):
-        if int(pid) in held:
-            held[int(pid)] += 1
-    return sorted(held.values(), reverse=True)
+    """Established client connections each worker of the server holds now, most first (from
+    /proc: the sockets in /proc/net/tcp on the server's port, matched to each worker's fds)."""
+    port = f":{server.port:04X}"
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if fields[1].endswith(port) and fields[3] == "01":  # local port, ESTABLISHED
+                    established.add(f"socket:[{fields[9]}]")
+    held = []
+    for pid in server.worker_pids():
+        count = 0
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    count += os.readlink(fd) in established
+        held.append(count)
+    return sorted(held, reverse=True)
 
 
 # The open-loop percentiles reported: (suffix of the field, percentile).
