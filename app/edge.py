@@ -1,152 +1,167 @@
-"""The edge of the app: which Host names it serves, the headers every answer carries, and JSON
-bodies with a key given twice.
+"""The edge of the app: the one ASGI layer every request crosses before FastAPI.
 
-Plain ASGI middleware (see app/main.py for their order). What a request looks like before the
-app sees it (header size, header time) is bounded by the HTTP protocol, app/http_protocol.py.
+A request meets, in this order: its request id (every later line and answer carries it), the
+security headers and the access line and metrics (which see every answer, a JSON 500 included),
+the Host check, the deadline, the write rate limit, the body cap and the duplicate-key check.
+One layer rather than eight middlewares: each layer cost a coroutine and a wrapped `send` per
+request, and together they were a tenth of a read's CPU (docs/benchmarks.md). What a request
+looks like before the app sees it (header size, header time) is bounded by the HTTP protocol,
+app/http_protocol.py.
 """
 
-import json
+import asyncio
+import logging
+import time
 from collections.abc import Collection, Sequence
-from typing import Any
 
+from limits import RateLimitItem
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import HttpMiddleware
+from app import request_body
+from app.access_log import RequestRecorder, route_template
+from app.config import Settings
+from app.error_handlers import error_response
+from app.exceptions import RequestTimedOut
+from app.limits import RateLimiter, write_limit, write_refusal
+from app.metrics import count_refusal
+from app.request_id import HEADER_KEY, take_request_id
 
-_HOST_ALLOWED = "user_service.host_allowed"
-
-
-class HostCheckMiddleware(HttpMiddleware):
-    """Starlette's `TrustedHostMiddleware`, answering an unknown Host with a JSON 400.
-
-    A page on rebind.attacker.example that resolves to 127.0.0.1 reaches a local instance
-    with that name in its Host header: refusing unknown names stops DNS rebinding. `exempt`
-    paths (the probes, /metrics) answer any Host, since load balancers and scrapers address
-    an instance by its IP.
-    """
-
-    def __init__(
-        self, app: ASGIApp, *, allowed_hosts: Sequence[str], exempt: Collection[str]
-    ) -> None:
-        super().__init__(app)
-        self.exempt = frozenset(exempt)
-        self.trusted = TrustedHostMiddleware(
-            self._allowed, allowed_hosts=allowed_hosts, www_redirect=False
-        )
-
-    async def _allowed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[_HOST_ALLOWED] = True
-        await self.app(scope, receive, send)
-
-    def applies_to(self, scope: Scope) -> bool:
-        return super().applies_to(scope) and scope["path"] not in self.exempt
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refused = False
-
-        async def send_unless_refused(message: Message) -> None:
-            nonlocal refused
-            if scope.get(_HOST_ALLOWED):
-                await send(message)
-            else:  # TrustedHostMiddleware's own plain-text answer: replaced below
-                refused = True
-
-        await self.trusted(scope, receive, send_unless_refused)
-        if refused:
-            response = JSONResponse({"detail": "this Host is not served here"}, status_code=400)
-            await response(scope, receive, send)
-
+logger = logging.getLogger("app.limits")
+errors = logging.getLogger("app.errors")
 
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     # Answers are per user and per moment: no browser or proxy keeps a copy.
     (b"cache-control", b"no-store"),
 )
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Paths that answer whatever the Host header: load balancers and scrapers use the IP.
+HOST_EXEMPT = ("/livez", "/readyz", "/health", "/metrics")
+_HOST_ALLOWED = "user_service.host_allowed"
 
 
-class SecurityHeadersMiddleware(HttpMiddleware):
-    """Adds `X-Content-Type-Options: nosniff` and `Cache-Control: no-store` to every answer
-    that does not set them itself."""
+class HostPolicy:
+    """Which Host names are served: Starlette's `TrustedHostMiddleware` rules ("*.example.com"
+    patterns, IPv6 literals), asked as a question rather than run as a layer.
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(n, v) for n, v in SECURITY_HEADERS if n not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise DuplicateKey(key)
-        seen[key] = value
-    return seen
-
-
-def _is_json(content_type: bytes | None) -> bool:
-    if content_type is None:
-        return False
-    kind = content_type.split(b";", 1)[0].strip().lower()
-    return kind == b"application/json" or (
-        kind.startswith(b"application/") and kind.endswith(b"+json")
-    )
-
-
-class DuplicateKeyMiddleware(HttpMiddleware):
-    """A JSON body that gives a key twice is a 422, in FastAPI's validation shape.
-
-    Python's json (and so FastAPI) keeps the last value and says nothing: `{"email": "a@ex.io",
-    "email": null}` would mean whatever the parser in front of us did not. The body is parsed
-    once more here with a hook that refuses repeats; a body that is not valid JSON at all is
-    left for FastAPI to answer. Sits inside the body cap, so it parses at most that many bytes.
+    A page on rebind.attacker.example that resolves to 127.0.0.1 reaches a local instance with
+    that name in its Host header: refusing unknown names stops DNS rebinding.
     """
 
-    def applies_to(self, scope: Scope) -> bool:
-        return (
-            super().applies_to(scope)
-            and scope["method"] in ("POST", "PUT", "PATCH")
-            and _is_json(dict(scope["headers"]).get(b"content-type"))
+    def __init__(self, allowed_hosts: Sequence[str], exempt: Collection[str]) -> None:
+        self.exempt = frozenset(exempt)
+        self._check = TrustedHostMiddleware(
+            self._mark_allowed, allowed_hosts=allowed_hosts, www_redirect=False
         )
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        messages: list[Message] = []
-        body = b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        try:
-            json.loads(body, object_pairs_hook=_refuse_duplicates)
-        except DuplicateKey as exc:
-            error = {
-                "type": "json_invalid",
-                "loc": ["body"],
-                "msg": f"duplicate key {exc.key[:64]!r} in a JSON object",
-            }
-            await JSONResponse({"detail": [error]}, status_code=422)(scope, receive, send)
+    @staticmethod
+    async def _mark_allowed(scope: Scope, _receive: Receive, _send: Send) -> None:
+        scope[_HOST_ALLOWED] = True
+
+    async def allows(self, scope: Scope) -> bool:
+        if scope["path"] in self.exempt:
+            return True
+        await self._check(scope, _nothing_received, _discard)  # its refusal is not sent
+        return bool(scope.pop(_HOST_ALLOWED, False))
+
+
+async def _nothing_received() -> Message:
+    return {"type": "http.disconnect"}
+
+
+async def _discard(_message: Message) -> None:
+    return None
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, settings: Settings, host_exempt: Collection[str]) -> None:
+        self.app = app
+        self.hosts = HostPolicy(settings.allowed_hosts, host_exempt)
+        self.timeout_s = settings.request_timeout_s
+        self.max_body_bytes = settings.max_body_bytes
+        self.write_limit: RateLimitItem | None = None
+        if settings.rate_limit_writes_per_minute > 0:
+            self.write_limit = write_limit(
+                settings.rate_limit_writes_per_minute, settings.rate_limit_burst
+            )
+        self.recorder = RequestRecorder(
+            access_log=settings.access_log, metrics=settings.metrics_enabled
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        except (ValueError, RecursionError):
-            pass  # not JSON, or too deep: FastAPI gives its own answer
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = take_request_id(headers.get(HEADER_KEY)).encode("latin-1")
+        status = 0
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                answer = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in answer}
+                answer += [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                answer.append((HEADER_KEY, request_id))
+                message = {**message, "headers": answer}
+            await send(message)
 
-        await self.app(scope, replay, send)
+        fallback = 499  # the client left before any answer
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            try:
+                async with deadline:
+                    await self._admit(scope, receive, send_with_headers, headers)
+            except TimeoutError:
+                # Connect and pool timeouts bound waiting for a *new* connection, but nothing
+                # in aiomysql bounds a read on an established one: a stalled database would
+                # hold the request forever. Cancelling it lets the connection be invalidated.
+                # The deadline also bounds a client that sends its body slowly.
+                if not deadline.expired() or status:
+                    raise
+                logger.warning("request timed out: %s %s", scope["method"], scope["path"])
+                count_refusal(503, "request_timeout")
+                await error_response(RequestTimedOut())(scope, receive, send_with_headers)
+        except Exception:
+            errors.exception("unhandled error in %s %s", scope["method"], route_template(scope))
+            if status:  # the answer had begun: the server closes the connection
+                raise
+            fallback = 500
+            response = JSONResponse({"detail": "internal server error"}, status_code=500)
+            await response(scope, receive, send_with_headers)
+        finally:
+            self.recorder.record(scope, status or fallback, time.perf_counter() - started)
+
+    async def _admit(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+    ) -> None:
+        """The Host check, the write limit, the body cap and duplicate keys; then the app."""
+        refusal = await self._refusal(scope, headers)
+        if refusal is None and request_body.may_have_body(scope, headers):
+            body = await request_body.read_capped(receive, headers, self.max_body_bytes)
+            if body is None:  # the client went away
+                return
+            if isinstance(body, Response):
+                refusal = body
+            else:
+                if scope["method"] in request_body.JSON_METHODS and request_body.is_json(
+                    headers.get(b"content-type")
+                ):
+                    refusal = request_body.duplicate_key_refusal(body)
+                receive = request_body.replaying(body, receive)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+        if not await self.hosts.allows(scope):
+            return JSONResponse({"detail": "this Host is not served here"}, status_code=400)
+        if self.write_limit is not None and scope["method"] in WRITE_METHODS:
+            limiter: RateLimiter = scope["app"].state.runtime.limiter
+            return await write_refusal(limiter, self.write_limit, scope)
+        return None

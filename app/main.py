@@ -7,16 +7,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import metrics
-from app.access_log import AccessMiddleware
 from app.config import Settings, get_settings
 from app.db import database_url, redact
-from app.edge import DuplicateKeyMiddleware, HostCheckMiddleware, SecurityHeadersMiddleware
+from app.edge import HOST_EXEMPT, EdgeMiddleware
 from app.error_handlers import COMMON_RESPONSES, install_error_handlers
 from app.gc_tuning import tune_garbage_collector
-from app.limits import BodyLimitMiddleware, DeadlineMiddleware, RateLimitMiddleware
 from app.logging_setup import configure_logging
 from app.migrate.gate import SchemaMismatch, check_schema
-from app.request_id import HEADER, CorrelationIdMiddleware, is_valid_request_id
 from app.routes import metrics as metrics_route
 from app.routes.auth import router as auth_router
 from app.routes.health import router as health_router
@@ -36,10 +33,6 @@ def _quiet_driver_loggers() -> None:
         driver = logging.getLogger(name)
         if driver.getEffectiveLevel() < logging.INFO:
             driver.setLevel(logging.INFO)
-
-
-# Paths that answer whatever the Host header: load balancers and scrapers use the IP.
-HOST_EXEMPT = ("/livez", "/readyz", "/health", "/metrics")
 
 
 async def _check_schema_or_refuse(state: AppState, settings: Settings) -> None:
@@ -88,25 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if config.docs_enabled else None,
     )
     install_error_handlers(app)
-    # Added innermost first. A request meets: the request id (every later line and answer
-    # carries it), the security headers, the access line and metrics (which see every answer,
-    # a JSON 500 included), the Host check, the deadline, the rate limit, the body cap, and the
-    # duplicate-key check (which reads the body the cap has bounded).
-    app.add_middleware(DuplicateKeyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
-    if config.rate_limit_writes_per_minute > 0:
-        app.add_middleware(
-            RateLimitMiddleware,
-            per_minute=config.rate_limit_writes_per_minute,
-            burst=config.rate_limit_burst,
-        )
-    app.add_middleware(DeadlineMiddleware, timeout_s=config.request_timeout_s)
-    app.add_middleware(HostCheckMiddleware, allowed_hosts=config.allowed_hosts, exempt=HOST_EXEMPT)
-    app.add_middleware(
-        AccessMiddleware, access_log=config.access_log, metrics=config.metrics_enabled
-    )
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(CorrelationIdMiddleware, header_name=HEADER, validator=is_valid_request_id)
+    # One layer in front of every route: request id, headers, access line and metrics, Host
+    # check, deadline, write limit, body cap, duplicate keys (app/edge.py, in that order).
+    app.add_middleware(EdgeMiddleware, settings=config, host_exempt=HOST_EXEMPT)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(health_router)

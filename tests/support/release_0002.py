@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, update
 
 from app.config import Settings
+from app.edge import HOST_EXEMPT, EdgeMiddleware
 from app.error_handlers import install_error_handlers
-from app.limits import DeadlineMiddleware
 from app.state import AppState
 
 # user_list as revision 0002 leaves it: later columns (role, username_key) do not exist yet.
@@ -64,7 +64,7 @@ def create_release_0002_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(DeadlineMiddleware, timeout_s=settings.request_timeout_s)
+    app.add_middleware(EdgeMiddleware, settings=settings, host_exempt=HOST_EXEMPT)
 
     @app.post("/users", status_code=201)
     async def create_user(body: NewUser, state: StateDep) -> dict[str, int]:
