@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     db_connect_timeout_s: PositiveFloat = 2.0
     db_pool_timeout_s: PositiveFloat = 2.0
     # A fixed pool: overflow connections opened and closed ~20 times a second under steady load
-    # (bench/). MySQL/MariaDB also get an autocommit read pool of the same size.
+    # (bench/), on SQLite a thread and a file open each. The read-only routes get a read pool
+    # of the same size (autocommit on MySQL/MariaDB, query_only on SQLite).
     db_pool_size: PositiveInt = 20
     db_max_overflow: Annotated[int, Field(ge=-1)] = 0  # -1: no limit (SQLAlchemy)
     # Recycle pooled MySQL connections before the server's wait_timeout drops them.

@@ -23,6 +23,7 @@ from app.db_pool import (
     recycle_failover_connections,
     rollback_only_open_transactions,
 )
+from app.db_sqlite import prefetch_connect
 
 
 def database_url(raw: str) -> URL:
@@ -48,6 +49,14 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _set_sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    # The read pool's connections refuse to write: a write that took one by mistake fails
+    # loudly instead of committing outside the request's session.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def database_nodes(url: URL, settings: Settings, *, rotate: bool) -> NodeOrder | None:
     """The URL's host then DATABASE_FAILOVER_HOSTS, or None when there is only the one."""
     if not settings.database_failover_hosts:
@@ -69,6 +78,9 @@ def engine_options(
     options: dict[str, Any] = {"hide_parameters": True}
     if is_sqlite(url):
         options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        if url.get_driver_name() == "aiosqlite":
+            # One thread hand-off per statement instead of five (app/db_sqlite.py).
+            options["connect_args"]["async_creator_fn"] = prefetch_connect
     elif is_mysql(url):
         options["connect_args"] = {"connect_timeout": settings.db_connect_timeout_s}
         if url.get_driver_name() == "aiomysql":
@@ -80,16 +92,22 @@ def engine_options(
     if not pooled:
         options["poolclass"] = NullPool
         return options
-    if not is_sqlite(url) or url.database not in (None, "", ":memory:"):
-        options["poolclass"] = CountingQueuePool  # SQLAlchemy's default, plus a waiting count
+    if is_sqlite(url) and url.database in (None, "", ":memory:"):
+        return options  # SQLAlchemy's StaticPool: one connection, the one database
+    options.update(
+        poolclass=CountingQueuePool,  # SQLAlchemy's default, plus a waiting count
+        # A fixed pool on SQLite too: SQLAlchemy's default for it (5 + 10 overflow) closed an
+        # overflow connection on nearly every return under load and opened a new one for the
+        # next request (a thread, a file open and the pragmas: 15% of reads at c=16, bench/).
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+    )
     if not is_sqlite(url):
         options.update(
             # No pre-ping on every checkout (a round trip per request): `ping_idle_connections`
             # pings only connections that sat idle, and LIFO keeps the busy ones in use.
             pool_use_lifo=True,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_s,
             pool_recycle=settings.db_pool_recycle_s,
             # `rollback_only_open_transactions` resets a returned connection instead.
             pool_reset_on_return=None,
@@ -116,15 +134,31 @@ def create_engine(
 
 
 def create_read_pool(settings: Settings, url: URL | None = None) -> ReadPool | None:
-    """MySQL/MariaDB: an autocommit pool for the read-only routes, so a read is one round trip.
+    """A pool of its own for the read-only routes, behind a first-come-first-served gate.
 
-    In autocommit the read needs no COMMIT or ROLLBACK after it, and `skip_autocommit_rollback`
-    lets SQLAlchemy skip the DBAPI rollback on close and on return to the pool. A separate pool,
-    not a per-checkout switch of the isolation level, because switching costs two round trips
-    and runs outside SQLAlchemy's error translation. Sessions, and so every write, stay on the
-    main engine. None elsewhere: SQLite reads go through the main engine.
+    MySQL/MariaDB: autocommit, so a read is one round trip. In autocommit the read needs no
+    COMMIT or ROLLBACK after it, and `skip_autocommit_rollback` lets SQLAlchemy skip the DBAPI
+    rollback on close and on return to the pool. A separate pool, not a per-checkout switch of
+    the isolation level, because switching costs two round trips and runs outside SQLAlchemy's
+    error translation.
+
+    SQLite (a file): `query_only` connections. WAL lets them read beside the writer without
+    waiting; their own pool and gate keep a flood of reads (c=256) from holding every
+    connection a write needs, and serve the readers in arrival order, so none waits past the
+    pool timeout while others overtake it. None for an in-memory SQLite database, whose one
+    connection is the database.
+
+    Sessions, and so every write, stay on the main engine.
     """
     url = url or database_url(settings.database_url)
+    limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
+    if is_sqlite(url):
+        if url.database in (None, "", ":memory:"):
+            return None
+        reads = create_async_engine(url, **engine_options(url, settings))
+        event.listen(reads.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(reads.sync_engine, "connect", _set_sqlite_read_only)
+        return ReadPool(reads, limit, settings.db_pool_timeout_s)
     if not is_mysql(url):
         return None
     reads = create_async_engine(
@@ -136,7 +170,6 @@ def create_read_pool(settings: Settings, url: URL | None = None) -> ReadPool | N
     ping_idle_connections(reads)
     rollback_only_open_transactions(reads)
     recycle_failover_connections(reads, settings.db_failover_recycle_s)
-    limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
     return ReadPool(reads, limit, settings.db_pool_timeout_s)
 
 

@@ -70,7 +70,8 @@ def bounded_aiomysql_connect(
 
 
 class ReadPool:
-    """The autocommit read engine, and a first-come-first-served gate in front of its pool.
+    """The read engine (app.db.create_read_pool), and a first-come-first-served gate in front
+    of its pool.
 
     When more requests want a connection than the pool holds, SQLAlchemy's asyncio queue hands
     a returned connection to whichever request asks first, not to the one that has waited
@@ -97,21 +98,29 @@ class ReadPool:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         if self._gate is None:  # made on first use, so it belongs to the running loop
             self._gate = asyncio.Semaphore(self.limit)
+        if not self._gate.locked():
+            # A connection free and nobody queued: acquire() returns at once, without the
+            # timer that bounding a wait costs every request.
+            await self._gate.acquire()
+        else:
+            await self._wait_at_gate(self._gate)
+        try:
+            async with self.engine.connect() as connection:
+                yield connection
+        finally:
+            self._gate.release()
+
+    async def _wait_at_gate(self, gate: asyncio.Semaphore) -> None:
         self.waiting += 1
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self._gate.acquire()
+                await gate.acquire()
         except TimeoutError:
             raise PoolTimeoutError(
                 f"no pooled read connection within {self.timeout_s:g} s"
             ) from None
         finally:
             self.waiting -= 1
-        try:
-            async with self.engine.connect() as connection:
-                yield connection
-        finally:
-            self._gate.release()
 
 
 class CountingQueuePool(AsyncAdaptedQueuePool):

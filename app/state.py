@@ -23,7 +23,7 @@ class AppState:
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    # MySQL/MariaDB: the autocommit pool for read-only routes; None elsewhere.
+    # The read-only routes' own pool (app.db.create_read_pool); None for in-memory SQLite.
     read_pool: ReadPool | None
     hasher: HashingPool
     throttle: ThrottleStore
@@ -58,7 +58,8 @@ class AppState:
         """A pooled connection for a read-only route: Core, no Session, no COMMIT.
 
         On MySQL/MariaDB it comes from the autocommit read pool: a primary-key read is one
-        round trip. On SQLite closing it ends the implicit transaction with one ROLLBACK.
+        round trip. On SQLite from the query_only read pool: one hand-off to the connection's
+        thread, and none for the ROLLBACK on return (no transaction is open after a SELECT).
         """
         source = self.read_pool or self.engine
         async with source.connect() as connection:
