@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from pydantic import ValidationError
 
 from app import cpu_limit, hashing, serve
 from app.config import Settings, get_settings
@@ -119,3 +120,9 @@ def test_app_serve_tells_its_workers_how_many_they_are(monkeypatch: pytest.Monke
     finally:
         get_settings.cache_clear()
     assert seen["env"] == "3"
+
+
+def test_a_worker_count_below_one_is_refused() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None, web_concurrency=0)
+    assert "web_concurrency" in str(raised.value)
