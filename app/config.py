@@ -94,15 +94,23 @@ class Settings(BaseSettings):
     hash_memory_kib: Annotated[int, Field(ge=8)] = 19_456
     hash_time_cost: PositiveInt = 2
     hash_parallelism: PositiveInt = 1
-    # Password hashing pool, shared by registration, login and password changes: 0 threads
-    # means one per CPU this process may use (affinity and cgroup quota, app/cpu_limit.py).
+    # Password hashing pool, shared by registration, login and password changes. 0 threads
+    # means this worker's part of the CPUs this process may use (affinity and cgroup quota,
+    # app/cpu_limit.py): the CPUs divided by web_concurrency, rounded up, so the workers
+    # together run one hash per CPU. One per CPU in every worker ran 4 hashes on 2 cores with
+    # 2 workers: more CPU per hash, and reads waiting behind 2 hashes a core (bench/: hashing).
     # A request waits at most hash_wait_s for a free hasher, and at most hash_queue_max
     # requests wait at once; past either it is answered 503 with Retry-After.
     hash_threads: NonNegativeInt = 0
     hash_wait_s: PositiveFloat = 5.0
     hash_queue_max: NonNegativeInt = 32
     # Scheduling priority (nice) of the hashing threads; > 0 lets reads take the CPU first.
+    # 0 by default: with one hasher per CPU, a worker's loop already gets half of a CPU's time
+    # beside its hasher during a burst of creates; nice 10 left creates 12.5/s (bench/).
     hash_thread_nice: Annotated[int, Field(ge=0, le=19)] = 0
+    # Worker processes sharing this host's CPUs (uvicorn's and app.serve's WEB_CONCURRENCY):
+    # what HASH_THREADS=0 divides the CPUs by.
+    web_concurrency: Annotated[int, Field(ge=1, le=1024)] = 1
     # Per-client token bucket on write routes (POST, PATCH, DELETE); 0 turns it off.
     rate_limit_writes_per_minute: NonNegativeInt = 0
     rate_limit_burst: PositiveInt = 20

@@ -6,6 +6,7 @@ and is then answered 503 (`HashingBusy`) instead of piling up threads, memory an
 """
 
 import asyncio
+import math
 import os
 import secrets
 import threading
@@ -41,6 +42,12 @@ def password_hash_from(settings: Settings) -> PasswordHash:
         time_cost=settings.hash_time_cost,
         parallelism=settings.hash_parallelism,
     )
+
+
+def threads_per_worker(workers: int) -> int:
+    """This worker's hashing threads when HASH_THREADS=0: its part of the usable CPUs, rounded
+    up (never fewer hashers than CPUs in all), so that `workers` workers run one hash per CPU."""
+    return max(1, math.ceil(available_cpus() / max(1, workers)))
 
 
 def _lower_priority(nice: int) -> None:
@@ -85,7 +92,7 @@ class HashingPool:
     @classmethod
     def from_settings(cls, settings: Settings) -> "HashingPool":
         return cls(
-            threads=settings.hash_threads,
+            threads=settings.hash_threads or threads_per_worker(settings.web_concurrency),
             wait_s=settings.hash_wait_s,
             queue_max=settings.hash_queue_max,
             nice=settings.hash_thread_nice,

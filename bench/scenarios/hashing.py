@@ -56,7 +56,8 @@ def scenario_hashing(results: Results) -> None:
     stored = hasher.hash(PASSWORD)
     wall, cpu = _per_call(lambda: hasher.hash(PASSWORD))
     verify_wall, verify_cpu = _per_call(lambda: hasher.verify(PASSWORD, stored))
-    # The CPUs the service's hashing pool may use (what HASH_THREADS=0 sizes it from).
+    # The CPUs the service's hashing pools may use: HASH_THREADS=0 shares them among the
+    # workers, so the service runs as many hashes at once as this measurement does.
     cores = available_cpus()
     shared_cpu = _all_cores_per_hash(lambda: hasher.hash(PASSWORD), cores)
     parameters = (

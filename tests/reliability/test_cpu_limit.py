@@ -4,8 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+import uvicorn
+from pydantic import ValidationError
 
-from app import cpu_limit
+from app import cpu_limit, hashing, serve
+from app.config import Settings, get_settings
 from app.cpu_limit import available_cpus, cgroup_cpu_quota
 from app.hashing import HashingPool
 
@@ -67,3 +70,59 @@ def test_affinity_caps_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     root = cgroup_v2(tmp_path / "b", {"kubepods/pod1": "250000 100000"})
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
     assert available_cpus(root, tmp_path / "b" / "proc_cgroup") == 3
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "threads"),
+    [(2, 1, 2), (2, 2, 1), (4, 3, 2), (2, 4, 1), (64, 8, 8)],
+)
+def test_workers_share_the_cpus_among_their_hashing_threads(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int, threads: int
+) -> None:
+    """HASH_THREADS=0: each worker takes its part of the CPUs, rounded up, so that 2 workers on
+    2 CPUs run 2 hashes at once, not 4 (one per CPU in every worker)."""
+    monkeypatch.setattr(hashing, "available_cpus", lambda: cpus)
+    settings = Settings.model_construct(hash_threads=0, web_concurrency=workers)
+    pool = HashingPool.from_settings(settings)
+    try:
+        assert pool.threads == threads
+    finally:
+        pool.close()
+
+
+def test_an_explicit_thread_count_is_per_worker_whatever_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hashing, "available_cpus", lambda: 2)
+    pool = HashingPool.from_settings(Settings.model_construct(hash_threads=3, web_concurrency=2))
+    try:
+        assert pool.threads == 3
+    finally:
+        pool.close()
+
+
+def test_the_worker_count_is_read_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert Settings(_env_file=None).web_concurrency == 4
+
+
+def test_app_serve_tells_its_workers_how_many_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m app.serve --workers 3` exports WEB_CONCURRENCY=3 for the workers it starts."""
+    seen: dict[str, str | None] = {}
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")  # and restored after main() changes it
+    monkeypatch.setenv("METRICS_ENABLED", "false")
+    get_settings.cache_clear()
+    monkeypatch.setattr(
+        uvicorn, "run", lambda *_a, **_k: seen.update(env=os.environ.get("WEB_CONCURRENCY"))
+    )
+    try:
+        assert serve.main(["--workers", "3"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert seen["env"] == "3"
+
+
+def test_a_worker_count_below_one_is_refused() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None, web_concurrency=0)
+    assert "web_concurrency" in str(raised.value)
