@@ -63,8 +63,8 @@ async def test_a_read_is_one_hand_off_to_the_connection_thread(state: AppState) 
     user_id = await add_user(state.engine, "handoff")
     async with state.read_connection() as connection:
         counter = await count_hand_offs(connection)
-        row = await crud.read_public_user(connection, user_id=user_id)
-    assert row.username == "handoff"
+        _, username, _ = await crud.read_public_user(connection, user_id=user_id)
+    assert username == "handoff"
     assert counter.sent == 1
 
 
@@ -90,9 +90,9 @@ async def test_concurrent_reads_use_the_configured_pool_without_reconnecting(
 
     async def read() -> str:
         async with state.read_connection() as connection:
-            row = await crud.read_public_user(connection, user_id=user_id)
+            _, username, _ = await crud.read_public_user(connection, user_id=user_id)
             await asyncio.sleep(0)  # hold the connection across a turn of the loop
-            return str(row.username)
+            return username
 
     for _ in range(3):
         assert await asyncio.gather(*(read() for _ in range(64))) == ["many"] * 64
@@ -109,8 +109,8 @@ async def test_reads_never_wait_for_the_pool_past_its_timeout(settings: Settings
 
         async def read() -> str:
             async with state.read_connection() as connection:
-                row = await crud.read_public_user(connection, user_id=user_id)
-                return str(row.username)
+                _, username, _ = await crud.read_public_user(connection, user_id=user_id)
+                return username
 
         assert await asyncio.gather(*(read() for _ in range(300))) == ["queue"] * 300
     finally:
@@ -138,6 +138,6 @@ async def test_reads_answer_while_a_writer_holds_the_write_lock(state: AppState)
         await writer.exec_driver_sql("BEGIN IMMEDIATE")
         await writer.exec_driver_sql("UPDATE user_list SET email = 'w@x.io'")
         async with asyncio.timeout(1), state.read_connection() as connection:
-            row = await crud.read_public_user(connection, user_id=user_id)
-        assert row.email is None
+            _, _, email = await crud.read_public_user(connection, user_id=user_id)
+        assert email is None
         await writer.rollback()
