@@ -9,7 +9,8 @@ per request"). Errors still come out as SQLAlchemy's `DBAPIError`, so the 503 ha
 write-conflict retry see them as from any other statement, and a connection broken mid-query
 (a disconnect, or a request cancelled by its deadline) is invalidated, as SQLAlchemy does.
 
-Drivers without an async DB-API cursor of that shape (aiosqlite) run the statement through Core.
+aiosqlite's cursor has that shape too; app/db_sqlite.py makes its execute one hand-off to the
+connection's thread. Other drivers run the statement through Core.
 """
 
 from typing import Any, cast
@@ -23,7 +24,7 @@ AnySelect = Select[*tuple[Any, ...]]
 
 # Their driver connections give `cursor()` as an async context manager, with coroutine
 # `execute(sql, args)` and `fetchone()`, and take the dialect's positional paramstyle.
-DRIVER_CURSOR_DRIVERS = frozenset({"aiomysql", "asyncmy"})
+DRIVER_CURSOR_DRIVERS = frozenset({"aiomysql", "asyncmy", "aiosqlite"})
 
 
 class PointRead:

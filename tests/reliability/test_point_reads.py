@@ -17,7 +17,7 @@ BY_ID = PointRead(select(User.id, User.username, User.email).where(User.id == bi
 @pytest.fixture
 def mysql_only(backend: str) -> None:
     if backend == "sqlite":
-        pytest.skip("aiosqlite reads go through Core")
+        pytest.skip("MariaDB error numbers and SLEEP(); SQLite: test_sqlite_reads.py")
 
 
 async def test_point_read_answers_what_core_does(db: AsyncEngine) -> None:

@@ -7,13 +7,14 @@ from queue import SimpleQueue
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, insert, literal_column, select, table, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import crud
 from app.config import Settings
 from app.models import User
+from app.point_reads import PointRead
 from app.state import AppState
 
 
@@ -63,8 +64,8 @@ async def test_a_read_is_one_hand_off_to_the_connection_thread(state: AppState) 
     user_id = await add_user(state.engine, "handoff")
     async with state.read_connection() as connection:
         counter = await count_hand_offs(connection)
-        row = await crud.read_public_user(connection, user_id=user_id)
-    assert row.username == "handoff"
+        _, username, _ = await crud.read_public_user(connection, user_id=user_id)
+    assert username == "handoff"
     assert counter.sent == 1
 
 
@@ -90,9 +91,9 @@ async def test_concurrent_reads_use_the_configured_pool_without_reconnecting(
 
     async def read() -> str:
         async with state.read_connection() as connection:
-            row = await crud.read_public_user(connection, user_id=user_id)
+            _, username, _ = await crud.read_public_user(connection, user_id=user_id)
             await asyncio.sleep(0)  # hold the connection across a turn of the loop
-            return str(row.username)
+            return username
 
     for _ in range(3):
         assert await asyncio.gather(*(read() for _ in range(64))) == ["many"] * 64
@@ -109,8 +110,8 @@ async def test_reads_never_wait_for_the_pool_past_its_timeout(settings: Settings
 
         async def read() -> str:
             async with state.read_connection() as connection:
-                row = await crud.read_public_user(connection, user_id=user_id)
-                return str(row.username)
+                _, username, _ = await crud.read_public_user(connection, user_id=user_id)
+                return username
 
         assert await asyncio.gather(*(read() for _ in range(300))) == ["queue"] * 300
     finally:
@@ -138,6 +139,41 @@ async def test_reads_answer_while_a_writer_holds_the_write_lock(state: AppState)
         await writer.exec_driver_sql("BEGIN IMMEDIATE")
         await writer.exec_driver_sql("UPDATE user_list SET email = 'w@x.io'")
         async with asyncio.timeout(1), state.read_connection() as connection:
-            row = await crud.read_public_user(connection, user_id=user_id)
-        assert row.email is None
+            _, _, email = await crud.read_public_user(connection, user_id=user_id)
+        assert email is None
         await writer.rollback()
+
+
+async def test_a_point_read_error_is_sqlalchemys_and_keeps_the_connection(
+    state: AppState,
+) -> None:
+    """On the driver's cursor (app/point_reads.py) a SQLite error still reaches the 503 handler
+    as SQLAlchemy's DBAPIError, and a statement error leaves the connection usable."""
+    broken = PointRead(select(literal_column("x")).select_from(table("no_such_table")))
+    async with state.read_connection() as connection:
+        counter = await count_hand_offs(connection)
+        with pytest.raises(DBAPIError, match="no such table"):
+            await broken.first(connection)
+        assert not connection.invalidated
+        assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    assert counter.sent == 2  # one statement each: nothing opens, fetches or closes apart
+
+
+async def test_a_point_read_skips_sqlalchemys_statement_machinery(state: AppState) -> None:
+    """GET /show/{id} on SQLite runs on aiosqlite's cursor, as on MariaDB (app/point_reads.py):
+    no execution context, result metadata or Row objects for a one-row read."""
+    user_id = await add_user(state.engine, "direct")
+    assert state.read_pool is not None
+    statements: list[str] = []
+    event.listen(
+        state.read_pool.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: statements.append(sql),
+    )
+    async with state.read_connection() as connection:
+        assert await crud.read_public_user(connection, user_id=user_id) == (
+            user_id,
+            "direct",
+            None,
+        )
+    assert statements == []
