@@ -18,10 +18,14 @@ from app.state import AppState
 
 # Every dependency here is `async def`, even those that await nothing: FastAPI runs a plain
 # `def` dependency in its thread pool, a hand-off to a worker thread and back per request.
-async def get_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
     """The lifespan's `AppState` (the only place that looks at `app.state`)."""
     state: AppState = request.app.state.runtime
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    return state_of(request)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -73,11 +77,13 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 BearerTokenDep = Annotated[str | None, Depends(bearer_token)]
 
 
-async def get_optional_user(state: StateDep, token: BearerTokenDep) -> CurrentUser | None:
+async def get_optional_user(request: Request, token: BearerTokenDep) -> CurrentUser | None:
     """Who is asking, or None without a token; a token that opens no live session is a 401."""
     if token is None:
         return None  # anonymous: no query at all
-    user = await sessions.authenticate(state, token)
+    # The state straight from the request, not as a sub-dependency: FastAPI solves a cached
+    # dependency again for every dependant that names it, and this one is on every read.
+    user = await sessions.authenticate(state_of(request), token)
     if user is None:
         raise Unauthorized("invalid, expired or revoked token")
     return user

@@ -84,8 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One layer in front of every route: request id, headers, access line and metrics, Host
     # check, deadline, write limit, body cap, duplicate keys (app/edge.py, in that order).
     app.add_middleware(EdgeMiddleware, settings=config, host_exempt=HOST_EXEMPT)
-    app.include_router(auth_router)
+    # Routers are matched in order: the users' routes, the hot reads among them, first.
     app.include_router(users_router)
+    app.include_router(auth_router)
     app.include_router(health_router)
     app.include_router(probes_router)
     if config.metrics_enabled:
