@@ -98,15 +98,17 @@ class Settings(BaseSettings):
     # means this worker's part of the CPUs this process may use (affinity and cgroup quota,
     # app/cpu_limit.py): the CPUs divided by web_concurrency, rounded up, so the workers
     # together run one hash per CPU. One per CPU in every worker ran 4 hashes on 2 cores with
-    # 2 workers: more CPU per hash, and reads waiting behind 2 hashes a core (bench/: hashing).
+    # 2 workers: 4-8% more CPU per hash in the create runs (8 of 8 alternating pairs), and
+    # during a create burst read p99 about 2.9x idle (median of 15 rounds) against 1.6x, for
+    # about a third more creates (bench/scenarios/mysql.py create_burst).
     # A request waits at most hash_wait_s for a free hasher, and at most hash_queue_max
     # requests wait at once; past either it is answered 503 with Retry-After.
     hash_threads: NonNegativeInt = 0
     hash_wait_s: PositiveFloat = 5.0
     hash_queue_max: NonNegativeInt = 32
     # Scheduling priority (nice) of the hashing threads; > 0 lets reads take the CPU first.
-    # 0 by default: with one hasher per CPU, a worker's loop already gets half of a CPU's time
-    # beside its hasher during a burst of creates; nice 10 left creates 12.5/s (bench/).
+    # 0 by default: with one hasher per CPU, a worker's loop and its hasher share a CPU evenly
+    # when both want it; nice 10 cut the creates during a burst to about a quarter.
     hash_thread_nice: Annotated[int, Field(ge=0, le=19)] = 0
     # Worker processes sharing this host's CPUs (uvicorn's and app.serve's WEB_CONCURRENCY):
     # what HASH_THREADS=0 divides the CPUs by.
