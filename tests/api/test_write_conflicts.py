@@ -1,6 +1,7 @@
 """A write conflict (MySQL error 1213: a deadlock, a lost Galera certification) at COMMIT is
 retried a bounded number of times: the client sees the write done, or a 503, never a 500."""
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
+from app.db_sqlite import PrefetchCursor
 from app.write_conflicts import ATTEMPTS
 from tests.support.auth import PASSWORD, register
 
@@ -92,8 +94,10 @@ async def test_read_aborted_by_a_schema_change_is_run_again(
             aborted.append(statement)
             raise OperationalError(statement, {}, Exception(1213, "Deadlock found"))
 
-    # The read runs on aiomysql's own cursor (app/point_reads.py), elsewhere through Core.
+    # The read runs on the driver's own cursor (app/point_reads.py: aiomysql's, aiosqlite's
+    # as app/db_sqlite.py makes it), elsewhere through Core.
     driver_execute = aiomysql.Cursor.execute
+    sqlite_execute = PrefetchCursor.execute
 
     async def abort_once_in_driver(cursor: Any, query: str, args: Any = None) -> Any:
         if not aborted and "FROM user_list" in query:
@@ -101,7 +105,14 @@ async def test_read_aborted_by_a_schema_change_is_run_again(
             raise aiomysql.OperationalError(1213, "Deadlock found")
         return await driver_execute(cursor, query, args)
 
+    async def abort_once_in_sqlite(cursor: Any, query: str, args: Any = None) -> Any:
+        if not aborted and "FROM user_list" in query:
+            aborted.append(query)
+            raise sqlite3.OperationalError(1213, "Deadlock found")
+        return await sqlite_execute(cursor, query, args)
+
     monkeypatch.setattr(aiomysql.Cursor, "execute", abort_once_in_driver)
+    monkeypatch.setattr(PrefetchCursor, "execute", abort_once_in_sqlite)
     event.listen(Engine, "before_cursor_execute", abort_once)
     try:
         response = await client.get(f"/users/{ada.id}")
