@@ -2,6 +2,7 @@
 the login throttle, who is asking and from where."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -77,18 +78,37 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 BearerTokenDep = Annotated[str | None, Depends(bearer_token)]
 
 
-async def get_optional_user(request: Request, token: BearerTokenDep) -> CurrentUser | None:
-    """Who is asking, or None without a token; a token that opens no live session is a 401."""
+async def _viewer(state: AppState, token: str | None) -> CurrentUser | None:
     if token is None:
         return None  # anonymous: no query at all
-    # The state straight from the request, not as a sub-dependency: FastAPI solves a cached
-    # dependency again for every dependant that names it, and this one is on every read.
-    user = await sessions.authenticate(state_of(request), token)
+    user = await sessions.authenticate(state, token)
     if user is None:
         raise Unauthorized("invalid, expired or revoked token")
     return user
 
 
+async def get_optional_user(request: Request, token: BearerTokenDep) -> CurrentUser | None:
+    """Who is asking, or None without a token; a token that opens no live session is a 401."""
+    # The state straight from the request, not as a sub-dependency: FastAPI solves a cached
+    # dependency again for every dependant that names it.
+    return await _viewer(state_of(request), token)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What the hot read routes need, as one dependency (FastAPI's solving costs CPU per
+    dependency and request): the app's state, and who is asking (None: anonymous)."""
+
+    state: AppState
+    viewer: CurrentUser | None
+
+
+async def get_reader(request: Request, token: BearerTokenDep) -> Reader:
+    state = state_of(request)
+    return Reader(state, await _viewer(state, token))
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 OptionalUserDep = Annotated[CurrentUser | None, Depends(get_optional_user)]
 
 

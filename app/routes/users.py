@@ -17,6 +17,7 @@ from app.deps import (
     CurrentUserDep,
     HasherDep,
     OptionalUserDep,
+    ReaderDep,
     SessionDep,
     StateDep,
     ThrottleDep,
@@ -157,15 +158,15 @@ async def read_me(viewer: CurrentUserDep) -> Me:
 
 @router.get("/show/{user_id}", name="show_user", tags=["tutorial"], **READ_ROUTE)
 @router.get("/users/{user_id}", name="get_user", tags=["users"], **READ_ROUTE)
-async def read_user(state: StateDep, viewer: OptionalUserDep, user_id: UserId) -> Response:
+async def read_user(reader: ReaderDep, user_id: UserId) -> Response:
     """One user; the email only to that user and to admins."""
     # The hot path: one primary-key read on a bare pooled connection (AppState.read_connection,
     # crud.read_public_user); the connection is back in its pool before the answer is built.
-    async with state.read_connection() as connection:
+    async with reader.state.read_connection() as connection:
         found_id, username, email = await crud.read_public_user(connection, user_id=user_id)
     # Serialised here, as FastAPI would from `response_model` (which documents it), without
     # validating again the model just built: a tenth of the route's own CPU.
-    user = _shown_to(viewer, found_id, username, email)
+    user = _shown_to(reader.viewer, found_id, username, email)
     return Response(_USER_JSON.to_json(user, exclude_unset=True), media_type="application/json")
 
 
