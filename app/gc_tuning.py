@@ -1,6 +1,11 @@
-"""The garbage collector tuned for a serving process: start-up objects frozen, fewer young scans."""
+"""The garbage collector tuned for a serving process (start-up objects frozen, fewer young
+scans), and its pauses measured."""
 
 import gc
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
 def tune_garbage_collector(*, freeze: bool, gen0_threshold: int) -> None:
@@ -19,3 +24,22 @@ def tune_garbage_collector(*, freeze: bool, gen0_threshold: int) -> None:
     if gen0_threshold:
         _gen0, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(gen0_threshold, gen1, gen2)
+
+
+@contextmanager
+def pauses_observed(observe: Callable[[int, float], None]) -> Iterator[None]:
+    """While inside, `observe(generation, seconds)` is called after every collection: the
+    pauses the collector makes every request in flight on this worker wait out."""
+    started: list[float] = []
+
+    def on_collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            observe(int(info["generation"]), time.perf_counter() - started.pop())
+
+    gc.callbacks.append(on_collection)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(on_collection)

@@ -11,7 +11,7 @@ from app.config import Settings, get_settings
 from app.db import database_url, redact
 from app.edge import HOST_EXEMPT, EdgeMiddleware
 from app.error_handlers import COMMON_RESPONSES, install_error_handlers
-from app.gc_tuning import tune_garbage_collector
+from app.gc_tuning import pauses_observed, tune_garbage_collector
 from app.logging_setup import configure_logging
 from app.migrate.gate import SchemaMismatch, check_schema
 from app.routes import metrics as metrics_route
@@ -63,8 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = state
             tune_garbage_collector(freeze=config.gc_freeze, gen0_threshold=config.gc_gen0_threshold)
             if config.metrics_enabled:
-                async with metrics.sampling(state):
-                    yield
+                with pauses_observed(metrics.observe_gc_pause):
+                    async with metrics.sampling(state):
+                        yield
             else:
                 yield
         finally:

@@ -47,6 +47,12 @@ LATENCY = Histogram(
     "Time from the request's arrival to the end of its answer",
     ["method", "route", "status"],
 )
+GC_PAUSES = Histogram(
+    "user_service_gc_pause_seconds",
+    "Garbage collections and how long each held the worker (all its requests) still",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 REFUSED = Counter(
     "user_service_refused_total",
     "Requests the service refused to serve in full: 408/413/429/431/503, and why",
@@ -91,6 +97,10 @@ MIGRATION_LAST = Gauge(
     "When the journal's latest migration step started (Unix time)",
     multiprocess_mode="livemostrecent",
 )
+
+
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    GC_PAUSES.labels(str(generation)).observe(seconds)
 
 
 def is_multiprocess() -> bool:

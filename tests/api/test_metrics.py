@@ -3,6 +3,7 @@ pool and hashing gauges, the schema revision and the migration journal; and, aga
 `python -m app.serve --workers 2`, one set of figures whichever worker answers the scrape."""
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -251,3 +252,18 @@ def test_a_scrape_of_either_worker_counts_both(database_url_at_head: str) -> Non
             == 1
         )
         assert ("user_service_db_connections_in_use", frozenset({("pool", "main")})) in samples
+
+
+async def test_garbage_collections_are_timed_while_the_app_runs(settings: Settings) -> None:
+    """Each collection holds every request in flight on its worker: the tail latency's first
+    suspect, so its count and pauses are exported by generation (only while the app runs)."""
+    callbacks_before = len(gc.callbacks)
+    async with serve(settings) as client:
+        before = await scrape(client)
+        gc.collect()
+        after = await scrape(client)
+        assert len(gc.callbacks) == callbacks_before + 1
+    counted = value(after, "user_service_gc_pause_seconds_count", generation="2")
+    assert counted >= value(before, "user_service_gc_pause_seconds_count", generation="2") + 1
+    assert value(after, "user_service_gc_pause_seconds_sum", generation="2") > 0
+    assert len(gc.callbacks) == callbacks_before  # gone with the app
