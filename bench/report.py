@@ -337,6 +337,20 @@ def _spread_of_conns(runs: list[dict[str, Any]]) -> str:
     return ", ".join(spreads) or "-"
 
 
+def gc_pauses_line(pauses: dict[str, dict[str, dict[str, float]]]) -> str:
+    """'ours: gen0 12 (total 3.1 ms, longest ≤ 1 ms), ...' per side."""
+    parts = []
+    for side, generations in pauses.items():
+        described = ", ".join(
+            f"gen{gen} {g.get('count', 0):,.0f} (total {1000 * g.get('total_s', 0):,.1f} ms, "
+            f"longest ≤ {1000 * g['longest_le']:g} ms)"
+            for gen, g in sorted(generations.items())
+            if g.get("count")
+        )
+        parts.append(f"{SIDE_NAMES.get(side, side)}: {described or 'none'}")
+    return "garbage collections in one worker over the scenario: " + "; ".join(parts)
+
+
 def memory_section(results: dict[str, Any]) -> list[str]:
     """RSS per worker under load, GC tuning on and off, with the same rounds' req/s and p99."""
     m = results.get("memory_c64")
@@ -371,6 +385,10 @@ def memory_section(results: dict[str, Any]) -> list[str]:
             )
             + f"{foreign(runs):.0%} |"
         )
+    pauses = results.get("openloop_c64", {}).get("gc_pauses")
+    if pauses:
+        rows += ["", "Garbage collections (the service's `user_service_gc_pause_seconds`), "
+                 + gc_pauses_line(pauses).split(": ", 1)[1].join(("", "."))]  # fmt: skip
     read = results.get("read_mariadb_c64", {}).get("rounds", {})
     if all(read.get(side) and read[side][0].get("rss_kib") for side in ("ours", "baseline")):
         rows += ["", f"In the mysql scenario's own c=64 rounds: ours {rss_mib(read['ours']):,.1f} "

@@ -1,7 +1,10 @@
 """Scenario `openloop`: GET /show/{id} on MariaDB at a fixed rate (80% of the tutorial's c=64
 capacity), latency from each request's due time; and the workers' memory, GC tuning on and off."""
 
+import urllib.request
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import harness, report
 from bench.common import (
@@ -15,7 +18,7 @@ from bench.common import (
     our_url,
     warm,
 )
-from bench.harness import Server, log
+from bench.harness import Server, log, wrk
 
 OFFERED_SHARE = 0.8  # of the tutorial's closed-loop capacity
 CONNS = 64
@@ -55,6 +58,53 @@ def scenario_openloop(results: Results) -> None:
     finally:
         for server in sides.values():
             server.stop()
+    log("garbage collections during a c=64 read run, GC tuning on and off (metrics on)")
+    entry["gc_pauses"] = {
+        "ours": gc_pauses_under_load("ours-gc-metrics", {}),
+        "ours_gc_off": gc_pauses_under_load("ours-gc-off-metrics", GC_OFF),
+    }
+    log("  " + report.gc_pauses_line(entry["gc_pauses"]))
+
+
+def gc_pauses_under_load(name: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """A server of its own with metrics on (the measured sides run without, like the others),
+    scraped after one c=64 read run."""
+    server = harness.uvicorn_server(
+        name, 18124, our_url("bench_ours"), **OUR_POOL, **env, METRICS_ENABLED="true"
+    )
+    server.start()
+    try:
+        wrk(server.url, "show.lua", CONNS, 2 * SECONDS, str(ROWS))
+        return gc_pauses(server)
+    finally:
+        server.stop()
+
+
+def gc_pauses(server: Server) -> dict[str, dict[str, float]]:
+    """One worker's garbage collections over this scenario, by generation: how many, their
+    total and the bucket bound of the longest (the service's `user_service_gc_pause_seconds`;
+    without PROMETHEUS_MULTIPROC_DIR a scrape answers for the worker that takes it)."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as answer:  # noqa: S310
+        text = answer.read().decode()
+    pauses: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "user_service_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            entry = pauses.setdefault(sample.labels["generation"], {"longest_le": 0.0})
+            if sample.name.endswith("_count"):
+                entry["count"] = sample.value
+            elif sample.name.endswith("_sum"):
+                entry["total_s"] = sample.value
+            elif sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                below = pauses[sample.labels["generation"]].get("_below", 0.0)
+                if sample.value > below and bound > entry["longest_le"]:
+                    entry["longest_le"] = bound
+                entry["_below"] = sample.value
+    for entry in pauses.values():
+        entry.pop("_below", None)
+    return pauses
 
 
 def tutorial_capacity(results: Results) -> tuple[float, str]:
