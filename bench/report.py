@@ -632,7 +632,11 @@ def write(results: dict[str, Any]) -> None:
                   f"failed {sum(r['errors'] for r in runs)}) |")  # fmt: skip
     burst = results.get("create_burst_c16", {}).get("sides", {})
     for side, data in burst.items():
-        side = side.replace("ours_nice_hashing", "the service with HASH_THREAD_NICE=10")
+        side = side.replace(
+            "ours_hash_threads_per_cpu",
+            "the service with one hashing thread per CPU in each worker (HASH_THREADS=2, "
+            "the old default)",
+        )
         md.append(f"| {side}: read p99 idle → during a c=8 create burst (c=16 reads) | "
                   f"{_ms(med(data['idle'], 'p99_us'))} → {_ms(med(data['burst'], 'p99_us'))} "
                   f"ms; {med(data['creates']):.1f} creates/s |")  # fmt: skip
