@@ -22,7 +22,7 @@ from app.deps import (
     StateDep,
     ThrottleDep,
 )
-from app.error_handlers import responses_for
+from app.error_handlers import COMMON_RESPONSES, responses_for
 from app.exceptions import (
     DatabaseUnavailable,
     Forbidden,
@@ -67,7 +67,9 @@ UserId = Annotated[
 
 # Every write here is only the request's transaction (log lines wait for its commit), so a write
 # conflict runs the route again (app/write_conflicts.py).
-router = APIRouter(route_class=ConflictRetryRoute)
+# The app's common error answers are declared here, not left to the app: main.py adds these
+# routes to the app's own list rather than including the router (see `add_routes_flat`).
+router = APIRouter(route_class=ConflictRetryRoute, responses=COMMON_RESPONSES)
 
 CREATE_ERRORS = responses_for(UsernameTaken, HashingBusy, DatabaseUnavailable)
 READ_ERRORS = responses_for(Unauthorized, UserNotFound, DatabaseUnavailable)
@@ -111,6 +113,28 @@ def _shown_to(
     return UserOut(id=user_id, username=username)
 
 
+# The hot reads first: routes are matched in the order they are declared.
+# Before /users/{user_id}, which would take "me" for an id.
+@router.get("/users/me", tags=["users"], responses=responses_for(Unauthorized, DatabaseUnavailable))
+async def read_me(viewer: CurrentUserDep) -> Me:
+    """The user the token belongs to, with their role."""
+    return Me(id=viewer.user_id, username=viewer.username, email=viewer.email, role=viewer.role)
+
+
+@router.get("/show/{user_id}", name="show_user", tags=["tutorial"], **READ_ROUTE)
+@router.get("/users/{user_id}", name="get_user", tags=["users"], **READ_ROUTE)
+async def read_user(reader: ReaderDep, user_id: UserId) -> Response:
+    """One user; the email only to that user and to admins."""
+    # The hot path: one primary-key read on a bare pooled connection (AppState.read_connection,
+    # crud.read_public_user); the connection is back in its pool before the answer is built.
+    async with reader.state.read_connection() as connection:
+        found_id, username, email = await crud.read_public_user(connection, user_id=user_id)
+    # Serialised here, as FastAPI would from `response_model` (which documents it), without
+    # validating again the model just built: a tenth of the route's own CPU.
+    user = _shown_to(reader.viewer, found_id, username, email)
+    return Response(_USER_JSON.to_json(user, exclude_unset=True), media_type="application/json")
+
+
 async def _create(session: SessionDep, hasher: HashingPool, body: UserCreate) -> UserOut:
     password_hash = await hasher.hash(body.password)
     user = await crud.create_user(
@@ -147,27 +171,6 @@ async def list_users(
         items=[_shown_to(viewer, u.id, u.username, u.email) for u in page],
         next_after_id=next_after_id,
     )
-
-
-# Before /users/{user_id}, which would take "me" for an id.
-@router.get("/users/me", tags=["users"], responses=responses_for(Unauthorized, DatabaseUnavailable))
-async def read_me(viewer: CurrentUserDep) -> Me:
-    """The user the token belongs to, with their role."""
-    return Me(id=viewer.user_id, username=viewer.username, email=viewer.email, role=viewer.role)
-
-
-@router.get("/show/{user_id}", name="show_user", tags=["tutorial"], **READ_ROUTE)
-@router.get("/users/{user_id}", name="get_user", tags=["users"], **READ_ROUTE)
-async def read_user(reader: ReaderDep, user_id: UserId) -> Response:
-    """One user; the email only to that user and to admins."""
-    # The hot path: one primary-key read on a bare pooled connection (AppState.read_connection,
-    # crud.read_public_user); the connection is back in its pool before the answer is built.
-    async with reader.state.read_connection() as connection:
-        found_id, username, email = await crud.read_public_user(connection, user_id=user_id)
-    # Serialised here, as FastAPI would from `response_model` (which documents it), without
-    # validating again the model just built: a tenth of the route's own CPU.
-    user = _shown_to(reader.viewer, found_id, username, email)
-    return Response(_USER_JSON.to_json(user, exclude_unset=True), media_type="application/json")
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses=UPDATE_ERRORS)
