@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.exceptions import UsernameTaken, UserNotFound
 from app.migrate.retention import forget_archived_rows
@@ -76,10 +76,11 @@ _PUBLIC_USER_BY_ID = PointRead(
 
 
 async def read_public_user(
-    connection: AsyncConnection, *, user_id: int
+    source: AsyncConnection | AsyncEngine, *, user_id: int
 ) -> tuple[int, str, str | None]:
-    """The id, username and email of one user: the hot read, no ORM, no Row objects."""
-    row = await _PUBLIC_USER_BY_ID.first(connection, user_id=user_id)
+    """The id, username and email of one user: the hot read, no ORM, no Row objects. On a
+    connection, or on a connection of its own checked out of `source`'s pool."""
+    row = await _PUBLIC_USER_BY_ID.first(source, user_id=user_id)
     if row is None:
         raise UserNotFound(user_id)
     user_id, username, email = row

@@ -96,6 +96,13 @@ class ReadPool:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self.admitted() as engine, engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[AsyncEngine]:
+        """Past the gate: the engine, whose pool then has a connection for this request
+        (for `PointRead.first`, which checks it out and back itself)."""
         if self._gate is None:  # made on first use, so it belongs to the running loop
             self._gate = asyncio.Semaphore(self.limit)
         if not self._gate.locked():
@@ -105,8 +112,7 @@ class ReadPool:
         else:
             await self._wait_at_gate(self._gate)
         try:
-            async with self.engine.connect() as connection:
-                yield connection
+            yield self.engine
         finally:
             self._gate.release()
 

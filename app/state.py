@@ -65,6 +65,16 @@ class AppState:
         async with source.connect() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def read_source(self) -> AsyncIterator[AsyncConnection | AsyncEngine]:
+        """What a point read (app/point_reads.py) runs on: the read pool's engine once its
+        gate admits the request, or the main engine where there is no read pool."""
+        if self.read_pool is None:
+            yield self.engine
+            return
+        async with self.read_pool.admitted() as engine:
+            yield engine
+
     async def close(self) -> None:
         self.hasher.close()
         await self.throttle.close()

@@ -125,10 +125,10 @@ async def read_me(viewer: CurrentUserDep) -> Me:
 @router.get("/users/{user_id}", name="get_user", tags=["users"], **READ_ROUTE)
 async def read_user(reader: ReaderDep, user_id: UserId) -> Response:
     """One user; the email only to that user and to admins."""
-    # The hot path: one primary-key read on a bare pooled connection (AppState.read_connection,
-    # crud.read_public_user); the connection is back in its pool before the answer is built.
-    async with reader.state.read_connection() as connection:
-        found_id, username, email = await crud.read_public_user(connection, user_id=user_id)
+    # The hot path: one primary-key read on a pooled connection checked out for it alone
+    # (AppState.read_source, crud.read_public_user), back in its pool before the answer.
+    async with reader.state.read_source() as source:
+        found_id, username, email = await crud.read_public_user(source, user_id=user_id)
     # Serialised here, as FastAPI would from `response_model` (which documents it), without
     # validating again the model just built: a tenth of the route's own CPU.
     user = _shown_to(reader.viewer, found_id, username, email)
