@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -24,6 +25,9 @@ os.environ.setdefault("ALLOWED_HOSTS", "test,localhost,127.0.0.1,[::1]")
 # the earlier tests left alive out of the collector's reach. tests/api/test_gc_tuning.py turns it
 # on deliberately.
 os.environ.setdefault("GC_FREEZE", "false")
+TEST_HASH_MEMORY_KIB = 1024
+# The service's own argon2id cost, for tests that need hashes to take their real time.
+OWASP_HASH_COST: dict[str, Any] = {"hash_memory_kib": 19_456, "hash_time_cost": 2}
 
 
 @pytest.fixture(scope="session")
@@ -68,11 +72,16 @@ def settings(database_url_at_head: str) -> Settings:
     # Bursts of argon2 registrations here test the database, not the hashing pool's bounds
     # (tests/test_floods.py does): on a loaded two-core machine 40 take well over the
     # production wait, so the suite queues more and waits longer for a hasher and a request.
+    # And hash at a test cost (argon2id m=1 MiB, t=1): the thousands of hashes the suite makes
+    # test accounts, not argon2, and at OWASP's cost they took minutes of its ten. The tests
+    # of the hashing cost itself (tests/api/test_auth.py) ask for the defaults.
     return Settings(
         database_url=database_url_at_head,
         hash_wait_s=60,
         hash_queue_max=1000,
         request_timeout_s=90,
+        hash_memory_kib=TEST_HASH_MEMORY_KIB,
+        hash_time_cost=1,
     )
 
 

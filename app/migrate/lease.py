@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Executable, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -140,15 +140,8 @@ class Lease:
             if not (await connection.execute(EXISTS, {"table": LOCK_TABLE})).scalar():
                 await connection.exec_driver_sql(CREATE)
             await connection.commit()
-        while True:  # two processes adding the row on two nodes: one certifies, one retries
-            try:
-                async with engine.begin() as connection:
-                    await connection.execute(ADD_ROW, self._params())
-                return
-            except DBAPIError as exc:
-                if not is_retryable(exc):
-                    raise
-                await asyncio.sleep(POLL_S)
+        # Two processes adding the row on two nodes: one certifies, one retries.
+        await self._write_retrying(engine, ADD_ROW)
 
     async def _take(self, engine: AsyncEngine, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -199,13 +192,25 @@ class Lease:
         return renewed
 
     async def _release(self, engine: AsyncEngine) -> None:
-        for _ in range(20):
+        if not await self._write_retrying(engine, RELEASE, attempts=20):
+            logger.error(
+                "migration lease %s: could not release it; it expires by itself", self.name
+            )
+
+    async def _write_retrying(
+        self, engine: AsyncEngine, statement: Executable, attempts: int | None = None
+    ) -> bool:
+        """`statement` in a transaction of its own, run again after a write conflict or a lock
+        wait timeout (RETRY_CODES); False once `attempts` (None: no limit) all conflicted."""
+        tried = 0
+        while attempts is None or tried < attempts:
+            tried += 1
             try:
                 async with engine.begin() as connection:
-                    await connection.execute(RELEASE, self._params())
-                return
+                    await connection.execute(statement, self._params())
+                return True
             except DBAPIError as exc:
                 if not is_retryable(exc):
                     raise
                 await asyncio.sleep(POLL_S)
-        logger.error("migration lease %s: could not release it; it expires by itself", self.name)
+        return False

@@ -14,8 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from tests.conftest import OWASP_HASH_COST, TEST_HASH_MEMORY_KIB
 from tests.support.auth import PASSWORD, bearer, log_in, register, register_admin
 from tests.support.serving import serve
+
+# What the suite's settings hash with (tests/conftest.py).
+TEST_PARAMETERS = f"m={TEST_HASH_MEMORY_KIB},t=1,p=1"
 
 
 async def sessions_of(db: AsyncEngine, user_id: int) -> list[dict[str, Any]]:
@@ -104,7 +108,7 @@ async def test_unknown_user_costs_one_verification_with_the_same_parameters(
         await client.post("/auth/login", data={"username": username, "password": "wrong-passw0rd"})
     assert calls == ["hash", "verify", "verify_and_update"]
     dummy_parameters = hasher._dummy_hash.split("$")[3]
-    assert dummy_parameters == "m=19456,t=2,p=1"
+    assert dummy_parameters == TEST_PARAMETERS  # the configured cost, as a real account's
 
 
 async def test_login_takes_the_oauth2_form_not_json(client: AsyncClient) -> None:
@@ -303,7 +307,7 @@ async def test_login_upgrades_a_hash_made_with_other_parameters(
                 text("SELECT password_hash FROM user_list WHERE username = 'oldtimer'")
             )
         ).scalar_one()
-    assert stored.split("$")[3] == "m=19456,t=2,p=1"
+    assert stored.split("$")[3] == TEST_PARAMETERS
     assert PasswordHash.recommended().verify(PASSWORD, stored)
     await log_in(client, "oldtimer")  # and the new hash logs in
 
@@ -312,6 +316,7 @@ async def test_a_login_flood_gets_503_with_retry_after_from_the_bounded_pool(
     settings: Settings,
 ) -> None:
     limits: dict[str, Any] = {"hash_threads": 1, "hash_wait_s": 0.05, "hash_queue_max": 2}
+    limits |= OWASP_HASH_COST  # hashes slow enough to queue
     async with serve(settings, **limits) as client:
         # Twelve accounts at once (unknown ones verify against the dummy hash all the same).
         responses = await asyncio.gather(
@@ -349,15 +354,22 @@ async def test_concurrent_logins_of_different_users_all_succeed(settings: Settin
 
 
 async def test_hashing_cost_comes_from_the_settings(settings: Settings, db: AsyncEngine) -> None:
-    """OWASP's m=19 MiB, t=2, p=1 by default (the other tests); the settings change it, and a
-    login under new settings rehashes what the old ones made."""
+    """OWASP's m=19 MiB, t=2, p=1 by default; the settings change it (the suite hashes at a
+    test cost), and a login under new settings rehashes what the old ones made."""
+    defaults = Settings.model_fields
+    owasp = {
+        "hash_memory_kib": defaults["hash_memory_kib"].default,
+        "hash_time_cost": defaults["hash_time_cost"].default,
+    }
+    assert owasp == {"hash_memory_kib": 19_456, "hash_time_cost": 2}
+    assert defaults["hash_parallelism"].default == 1
     async with serve(settings, hash_memory_kib=1024, hash_time_cost=1) as client:
         await register(client, "ruth")
     async with db.connect() as connection:
         query = text("SELECT password_hash FROM user_list WHERE username = 'ruth'")
         made = (await connection.execute(query)).scalar_one()
     assert made.split("$")[3] == "m=1024,t=1,p=1"
-    async with serve(settings) as client:
+    async with serve(settings, **owasp) as client:
         await log_in(client, "ruth")
     async with db.connect() as connection:
         assert (await connection.execute(query)).scalar_one().split("$")[3] == "m=19456,t=2,p=1"

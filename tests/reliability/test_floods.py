@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.cpu_limit import available_cpus
 from app.hashing import HashingPool
+from tests.conftest import OWASP_HASH_COST
 from tests.support.serving import serve
 
 PASSWORD = "flood-Passw0rd"
@@ -39,7 +40,8 @@ def test_hashing_pool_is_sized_from_the_cpus_this_process_may_use() -> None:
 async def test_registration_burst_beyond_the_pool_gets_503_and_writes_nothing(
     settings: Settings, db: AsyncEngine
 ) -> None:
-    async with serve(settings, hash_threads=1, hash_wait_s=0.3, hash_queue_max=3) as client:
+    bounds: dict[str, Any] = {"hash_threads": 1, "hash_wait_s": 0.3, "hash_queue_max": 3}
+    async with serve(settings, **bounds, **OWASP_HASH_COST) as client:
         most_threads = 0
 
         async def watch_threads() -> None:
@@ -75,7 +77,7 @@ BURST = 48
 async def test_reads_answer_during_a_registration_burst(
     settings: Settings, db: AsyncEngine
 ) -> None:
-    async with serve(settings) as client:
+    async with serve(settings, **OWASP_HASH_COST) as client:  # hashes that take their time
         first = await client.post("/users", json={"username": "reader", "password": PASSWORD})
         user_id = first.json()["id"]
         # Long enough to read through: at about 20 ms a hash, 12 hashes on two hashers were
