@@ -21,6 +21,11 @@ def is_sqlite(target: URL | Dialect) -> bool:
     return _name(target) == "sqlite"
 
 
+def is_in_memory_sqlite(url: URL) -> bool:
+    """An in-memory SQLite database: its one connection is the database (StaticPool)."""
+    return is_sqlite(url) and url.database in (None, "", ":memory:")
+
+
 def is_mysql(target: URL | Dialect) -> bool:
     """MySQL or MariaDB, under either scheme."""
     return _name(target) in MYSQL_FAMILY

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from app.backend import is_mysql, is_sqlite
+from app.backend import is_in_memory_sqlite, is_mysql, is_sqlite
 from app.config import Settings
 from app.db_nodes import Node, NodeOrder, parse_node
 from app.db_pool import (
@@ -92,7 +92,7 @@ def engine_options(
     if not pooled:
         options["poolclass"] = NullPool
         return options
-    if is_sqlite(url) and url.database in (None, "", ":memory:"):
+    if is_in_memory_sqlite(url):
         return options  # SQLAlchemy's StaticPool: one connection, the one database
     options.update(
         poolclass=CountingQueuePool,  # SQLAlchemy's default, plus a waiting count
@@ -153,7 +153,7 @@ def create_read_pool(settings: Settings, url: URL | None = None) -> ReadPool | N
     url = url or database_url(settings.database_url)
     limit = settings.db_pool_size + max(settings.db_max_overflow, 0)
     if is_sqlite(url):
-        if url.database in (None, "", ":memory:"):
+        if is_in_memory_sqlite(url):
             return None
         reads = create_async_engine(url, **engine_options(url, settings))
         event.listen(reads.sync_engine, "connect", _set_sqlite_pragmas)

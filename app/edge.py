@@ -24,7 +24,7 @@ from app.access_log import RequestRecorder, route_template
 from app.config import Settings
 from app.error_handlers import error_response
 from app.exceptions import RequestTimedOut
-from app.limits import RateLimiter, write_limit, write_refusal
+from app.limits import WRITE_METHODS, RateLimiter, write_limit, write_refusal
 from app.metrics import count_refusal
 from app.request_id import HEADER_KEY, take_request_id
 
@@ -36,7 +36,6 @@ SECURITY_HEADERS = (
     # Answers are per user and per moment: no browser or proxy keeps a copy.
     (b"cache-control", b"no-store"),
 )
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Paths that answer whatever the Host header: load balancers and scrapers use the IP.
 HOST_EXEMPT = ("/livez", "/readyz", "/health", "/metrics")
 _HOST_ALLOWED = "user_service.host_allowed"
@@ -140,7 +139,7 @@ class EdgeMiddleware:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
         """The Host check, the write limit, the body cap and duplicate keys; then the app."""
-        refusal = await self._refusal(scope, headers)
+        refusal = await self._refusal(scope)
         if refusal is None and request_body.may_have_body(scope, headers):
             body = await request_body.read_capped(receive, headers, self.max_body_bytes)
             if body is None:  # the client went away
@@ -158,7 +157,7 @@ class EdgeMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+    async def _refusal(self, scope: Scope) -> Response | None:
         if not await self.hosts.allows(scope):
             return JSONResponse({"detail": "this Host is not served here"}, status_code=400)
         if self.write_limit is not None and scope["method"] in WRITE_METHODS:
