@@ -2,6 +2,7 @@
 
 import ipaddress
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -95,12 +96,13 @@ class Settings(BaseSettings):
     hash_time_cost: PositiveInt = 2
     hash_parallelism: PositiveInt = 1
     # Password hashing pool, shared by registration, login and password changes. 0 threads
-    # means this worker's part of the CPUs this process may use (affinity and cgroup quota,
-    # app/cpu_limit.py): the CPUs divided by web_concurrency, rounded up, so the workers
-    # together run one hash per CPU. One per CPU in every worker ran 4 hashes on 2 cores with
-    # 2 workers: 4-8% more CPU per hash in the create runs (8 of 8 alternating pairs), and
-    # during a create burst read p99 about 2.9x idle (median of 15 rounds) against 1.6x, for
-    # about a third more creates (bench/scenarios/mysql.py create_burst).
+    # means one per CPU this process may use (affinity and cgroup quota, app/cpu_limit.py) in
+    # every worker, with one lock file per CPU in hash_cpu_slots_dir held by each running hash
+    # (app/cpu_slots.py): whichever worker holds the clients' connections may use every CPU, and
+    # all workers together run one hash per CPU. Split per worker instead (CPUs / workers), a
+    # worker holding all 8 connections of a create run left a CPU idle: half the creates/s;
+    # one per CPU in every worker without the slots ran 4 hashes on 2 cores, 20% more CPU per
+    # hash. n > 0 threads: n in this worker, no slots.
     # A request waits at most hash_wait_s for a free hasher, and at most hash_queue_max
     # requests wait at once; past either it is answered 503 with Retry-After.
     hash_threads: NonNegativeInt = 0
@@ -110,9 +112,9 @@ class Settings(BaseSettings):
     # 0 by default: with one hasher per CPU, a worker's loop and its hasher share a CPU evenly
     # when both want it; nice 10 cut the creates during a burst to about a quarter.
     hash_thread_nice: Annotated[int, Field(ge=0, le=19)] = 0
-    # Worker processes sharing this host's CPUs (uvicorn's and app.serve's WEB_CONCURRENCY):
-    # what HASH_THREADS=0 divides the CPUs by.
-    web_concurrency: Annotated[int, Field(ge=1, le=1024)] = 1
+    # Where the hashing CPU slots' lock files live (unset: <tmp>/user-service-cpu-slots-<uid>);
+    # every worker on the host sharing its CPUs must name the same directory.
+    hash_cpu_slots_dir: Path | None = None
     # Per-client token bucket on write routes (POST, PATCH, DELETE); 0 turns it off.
     rate_limit_writes_per_minute: NonNegativeInt = 0
     rate_limit_burst: PositiveInt = 20

@@ -89,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings, not starting:\n{exc}", file=sys.stderr)
         return 2
     made = prepare_metrics_dir() if settings.metrics_enabled else None
-    # The workers read it (WEB_CONCURRENCY): each sizes its hashing pool to its part of the CPUs.
-    os.environ["WEB_CONCURRENCY"] = str(args.workers)
     try:
         uvicorn.run(
             "app.main:app",

@@ -121,10 +121,7 @@ def uvicorn_server(name: str, port: int, database_url: str, **env: str) -> Serve
         "--workers", "2", "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning", "--backlog", "4096",
     ]  # fmt: skip
-    # WEB_CONCURRENCY says --workers to the workers themselves (their hashing pools' size).
-    return Server(
-        name, argv, port, {"DATABASE_URL": database_url, "WEB_CONCURRENCY": "2", **QUIET, **env}
-    )
+    return Server(name, argv, port, {"DATABASE_URL": database_url, **QUIET, **env})
 
 
 def gunicorn_server(name: str, port: int, database_url: str) -> Server:

@@ -68,7 +68,7 @@ async def database_url_at_head(empty_database_url: str) -> str:
 
 
 @pytest.fixture
-def settings(database_url_at_head: str) -> Settings:
+def settings(database_url_at_head: str, tmp_path: Path) -> Settings:
     # Bursts of argon2 registrations here test the database, not the hashing pool's bounds
     # (tests/test_floods.py does): on a loaded two-core machine 40 take well over the
     # production wait, so the suite queues more and waits longer for a hasher and a request.
@@ -82,6 +82,9 @@ def settings(database_url_at_head: str) -> Settings:
         request_timeout_s=90,
         hash_memory_kib=TEST_HASH_MEMORY_KIB,
         hash_time_cost=1,
+        # Each app its own CPU slots, as on a host of its own: not shared with the other
+        # pytest-xdist process's apps or a server running beside the suite.
+        hash_cpu_slots_dir=tmp_path / "cpu-slots",
     )
 
 

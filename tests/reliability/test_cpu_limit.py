@@ -4,11 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
-import uvicorn
-from pydantic import ValidationError
 
-from app import cpu_limit, hashing, serve
-from app.config import Settings, get_settings
+from app import cpu_limit, hashing
+from app.config import Settings
 from app.cpu_limit import available_cpus, cgroup_cpu_quota
 from app.hashing import HashingPool
 
@@ -72,57 +70,29 @@ def test_affinity_caps_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert available_cpus(root, tmp_path / "b" / "proc_cgroup") == 3
 
 
-@pytest.mark.parametrize(
-    ("cpus", "workers", "threads"),
-    [(2, 1, 2), (2, 2, 1), (4, 3, 2), (2, 4, 1), (64, 8, 8)],
-)
-def test_workers_share_the_cpus_among_their_hashing_threads(
-    monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int, threads: int
+def test_every_worker_may_hash_on_every_cpu_through_the_shared_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """HASH_THREADS=0: each worker takes its part of the CPUs, rounded up, so that 2 workers on
-    2 CPUs run 2 hashes at once, not 4 (one per CPU in every worker)."""
-    monkeypatch.setattr(hashing, "available_cpus", lambda: cpus)
-    settings = Settings.model_construct(hash_threads=0, web_concurrency=workers)
+    """HASH_THREADS=0: a thread per CPU in this worker, and as many host-wide CPU slots, which
+    keep all workers together to one hash per CPU (tests/reliability/test_cpu_slots.py)."""
+    monkeypatch.setattr(hashing, "available_cpus", lambda: 3)
+    settings = Settings.model_construct(hash_threads=0, hash_cpu_slots_dir=tmp_path)
     pool = HashingPool.from_settings(settings)
     try:
-        assert pool.threads == threads
+        assert pool.threads == 3
+        assert pool.cpu_slots is not None
+        assert (pool.cpu_slots.count, pool.cpu_slots.directory) == (3, tmp_path)
     finally:
         pool.close()
 
 
-def test_an_explicit_thread_count_is_per_worker_whatever_the_workers(
-    monkeypatch: pytest.MonkeyPatch,
+def test_an_explicit_thread_count_is_per_worker_and_takes_no_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hashing, "available_cpus", lambda: 2)
-    pool = HashingPool.from_settings(Settings.model_construct(hash_threads=3, web_concurrency=2))
+    settings = Settings.model_construct(hash_threads=3, hash_cpu_slots_dir=tmp_path)
+    pool = HashingPool.from_settings(settings)
     try:
-        assert pool.threads == 3
+        assert (pool.threads, pool.cpu_slots) == (3, None)
     finally:
         pool.close()
-
-
-def test_the_worker_count_is_read_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEB_CONCURRENCY", "4")
-    assert Settings(_env_file=None).web_concurrency == 4
-
-
-def test_app_serve_tells_its_workers_how_many_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`python -m app.serve --workers 3` exports WEB_CONCURRENCY=3 for the workers it starts."""
-    seen: dict[str, str | None] = {}
-    monkeypatch.setenv("WEB_CONCURRENCY", "1")  # and restored after main() changes it
-    monkeypatch.setenv("METRICS_ENABLED", "false")
-    get_settings.cache_clear()
-    monkeypatch.setattr(
-        uvicorn, "run", lambda *_a, **_k: seen.update(env=os.environ.get("WEB_CONCURRENCY"))
-    )
-    try:
-        assert serve.main(["--workers", "3"]) == 0
-    finally:
-        get_settings.cache_clear()
-    assert seen["env"] == "3"
-
-
-def test_a_worker_count_below_one_is_refused() -> None:
-    with pytest.raises(ValidationError) as raised:
-        Settings(_env_file=None, web_concurrency=0)
-    assert "web_concurrency" in str(raised.value)
