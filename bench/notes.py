@@ -373,8 +373,14 @@ def changes_section() -> str:
             "- **CPU slots** (issue 9): `HASH_THREADS=0` now means a thread per CPU in every "
             "worker and one lock file per CPU shared by all workers (app/cpu_slots.py): each "
             "worker hashes on its own slot and borrows an idle one, so a worker holding all of "
-            "wrk's 8 connections no longer leaves a core idle (that round: 53 → 85-90 "
-            "creates/s).",
+            "wrk's 8 connections no longer leaves a core idle. `python -m bench.creates_split` "
+            "runs both ways in alternating rounds: with the slots 86.6-89.6 creates/s (median "
+            "88.1 = 0.83 of that run's 105.9/s ceiling), with one hasher per worker 88.4-92.5 "
+            "(median 89.1 = 0.84), no round with all 8 connections on one worker that time; in "
+            "earlier runs of the same comparison such rounds made 52.6-53.3/s with one hasher "
+            "per worker and 85-90/s with the slots. Per-thread malloc arenas are why each slot "
+            "has its own thread: argon2's 19 MiB passed between threads cost 10% more CPU a "
+            "hash.",
             "- **Statement caching.** The hot SELECT is built once at import, so each request "
             "only looks up its compiled form in SQLAlchemy's cache.",
             "- **aiomysql vs asyncmy.** `mysql+asyncmy://` works as a DATABASE_URL as is (the "

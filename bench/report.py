@@ -256,7 +256,9 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             f"{b['upgrade_s']:.0f} s; reads {load['errors']} failed of {load['requests']:,}, "
             f"max {_ms(load['max_us'])} ms; creates {creates['errors']} failed of "
             f"{creates['requests']}, max {_ms(creates['max_us'])} ms",
-            load["errors"] == creates["errors"] == 0 and load["max_us"] < 250_000,
+            # The goal is every request's: the creates' max counts as much as the reads'.
+            load["errors"] == creates["errors"] == 0
+            and max(load["max_us"], creates["max_us"]) < 250_000,
         )
 
     def sqlite() -> tuple[str, bool]:
