@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # Where the hashing CPU slots' lock files live (unset: <tmp>/user-service-cpu-slots-<uid>);
     # every worker on the host sharing its CPUs must name the same directory.
     hash_cpu_slots_dir: Path | None = None
+    # Worker processes `python -m app.serve` starts unless --workers says otherwise (uvicorn's
+    # own --workers reads WEB_CONCURRENCY too); nothing inside a worker depends on it.
+    web_concurrency: Annotated[int, Field(ge=1, le=1024)] = 1
     # Per-client token bucket on write routes (POST, PATCH, DELETE); 0 turns it off.
     rate_limit_writes_per_minute: NonNegativeInt = 0
     rate_limit_burst: PositiveInt = 20

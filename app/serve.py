@@ -75,8 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
-        help="worker processes (WEB_CONCURRENCY, else 1)",
+        default=None,
+        help="worker processes (default: the WEB_CONCURRENCY setting, else 1)",
     )
     return parser.parse_args(argv)
 
@@ -88,13 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid settings, not starting:\n{exc}", file=sys.stderr)
         return 2
+    workers = settings.web_concurrency if args.workers is None else args.workers
+    if workers < 1:
+        print(f"--workers must be at least 1, not {workers}", file=sys.stderr)
+        return 2
     made = prepare_metrics_dir() if settings.metrics_enabled else None
     try:
         uvicorn.run(
             "app.main:app",
             host=args.host,
             port=args.port,
-            workers=args.workers,
+            workers=workers,
             **uvicorn_options(settings),  # type: ignore[arg-type]
         )
     finally:
