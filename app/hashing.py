@@ -99,11 +99,11 @@ class HashingPool:
             ThreadPoolExecutor(1, thread_name_prefix=f"argon2-cpu{i}", initializer=lower)
             for i in range(cpu_slots.count if cpu_slots else 0)
         ]
-        # One semaphore per event loop (an asyncio primitive belongs to the loop it first
-        # waits in); the executor bounds the threads whatever the number of loops.
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Admission: one semaphore per event loop (an asyncio primitive belongs to the loop it
+        # first waits in); the executors bound the threads whatever the number of loops.
+        self._admissions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
         self._waiting = 0
         self._home_jobs = 0  # hashes given to the home slot's thread and not yet done
         # What unknown usernames are verified against, so that they cost what a real
@@ -148,15 +148,15 @@ class HashingPool:
 
     async def _run(self, work: Callable[..., T], *args: str) -> T:
         loop = asyncio.get_running_loop()
-        slots = self._slots.get(loop)
-        if slots is None:
-            slots = self._slots[loop] = asyncio.Semaphore(self.threads)
-        if slots.locked() and self._waiting >= self.queue_max:
+        admission = self._admissions.get(loop)
+        if admission is None:
+            admission = self._admissions[loop] = asyncio.Semaphore(self.threads)
+        if admission.locked() and self._waiting >= self.queue_max:
             raise HashingBusy()
         self._waiting += 1
         try:
             async with asyncio.timeout(self.wait_s):
-                await slots.acquire()
+                await admission.acquire()
         except TimeoutError:
             raise HashingBusy() from None
         finally:
@@ -166,7 +166,7 @@ class HashingPool:
                 return await loop.run_in_executor(self._executor, work, *args)
             return await self._on_a_cpu(self.cpu_slots, work, *args)
         finally:
-            slots.release()
+            admission.release()
 
     async def _on_a_cpu(self, cpu_slots: CpuSlots, work: Callable[..., T], *args: str) -> T:
         """On this worker's home CPU slot, on its thread; or, while that thread is busy, on an
