@@ -30,11 +30,13 @@ def _per_call(work: Callable[[], object]) -> tuple[float, float]:
     return (time.perf_counter() - wall) / SAMPLES, (time.process_time() - cpu) / SAMPLES
 
 
-def _all_cores_per_hash(work: Callable[[], object], threads: int) -> float:
+def all_cores_cpu_per_hash(
+    work: Callable[[], object], threads: int, seconds: float = PARALLEL_S
+) -> float:
     """CPU seconds per call of `work` while `threads` threads call it at once (argon2 releases
-    the GIL), over PARALLEL_S seconds."""
+    the GIL), over `seconds`."""
     counts = [0] * threads
-    stop = time.perf_counter() + PARALLEL_S
+    stop = time.perf_counter() + seconds
 
     def hash_until_stop(slot: int) -> None:
         while time.perf_counter() < stop:
@@ -59,7 +61,7 @@ def scenario_hashing(results: Results) -> None:
     # The CPUs the service's hashing pools may use: HASH_THREADS=0 shares them among the
     # workers, so the service runs as many hashes at once as this measurement does.
     cores = available_cpus()
-    shared_cpu = _all_cores_per_hash(lambda: hasher.hash(PASSWORD), cores)
+    shared_cpu = all_cores_cpu_per_hash(lambda: hasher.hash(PASSWORD), cores)
     parameters = (
         f"m={settings.hash_memory_kib // 1024} MiB, t={settings.hash_time_cost}, "
         f"p={settings.hash_parallelism}"
