@@ -27,8 +27,11 @@ WINDOW_S = 2  # each wrk run's length: the resolution at which a read spike is p
 
 
 def _creates(url: str, stop: threading.Event, tag: str) -> dict[str, Any]:
-    """POST /user/add every CREATE_EVERY_S until `stop`; status counts and latencies."""
-    outcome: dict[str, Any] = {"requests": 0, "errors": 0, "max_us": 0, "statuses": {}}
+    """POST /user/add every CREATE_EVERY_S until `stop`; status counts and latencies, and
+    each create's start (perf_counter seconds) with its latency, to place a slow one in time."""
+    outcome: dict[str, Any] = {
+        "requests": 0, "errors": 0, "max_us": 0, "statuses": {}, "timeline": [],
+    }  # fmt: skip
     n = 0
     while not stop.is_set():
         n += 1
@@ -48,6 +51,7 @@ def _creates(url: str, stop: threading.Event, tag: str) -> dict[str, Any]:
         outcome["requests"] += 1
         outcome["errors"] += status != 201
         outcome["max_us"] = max(outcome["max_us"], elapsed_us)
+        outcome["timeline"].append([started, elapsed_us])
         outcome["statuses"][str(status)] = outcome["statuses"].get(str(status), 0) + 1
         stop.wait(CREATE_EVERY_S)
     return outcome
@@ -139,6 +143,7 @@ def scenario_backfill(results: Results, secret: str) -> None:
         migrator.join()
         stop_creates.set()
         creator.join()
+        creates["timeline"] = [[round(t - t0, 1), us] for t, us in creates["timeline"]]
         with harness.mysql_connect(db) as conn, conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM user_list WHERE username_key IS NULL")
             keyless = int(cur.fetchone()[0])
@@ -165,3 +170,7 @@ def scenario_backfill(results: Results, secret: str) -> None:
     worst_at, worst_us = max(load["windows"], key=lambda window: window[1])
     log(f"  worst read {worst_us / 1000:.0f} ms in the {WINDOW_S} s from t={worst_at:.0f} s; "
         f"the migration was at: {phase_at(timings['output'], worst_at + WINDOW_S)}")  # fmt: skip
+    if creates["timeline"]:
+        worst_at, worst_us = max(creates["timeline"], key=lambda create: create[1])
+        log(f"  worst create {worst_us / 1000:.0f} ms, sent at t={worst_at:.1f} s; the migration "
+            f"was at: {phase_at(timings['output'], worst_at)}")  # fmt: skip
