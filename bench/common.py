@@ -2,6 +2,7 @@
 # ruff: noqa: S105  (a bench password)
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from app.config import get_settings
@@ -60,12 +61,16 @@ def compare(
     *args: str,
     timeout_s: int = 2,
     seconds: int = SECONDS,
+    before_round: Callable[[int], None] | None = None,
 ) -> None:
-    """ROUNDS alternating rounds of the same wrk run against each side; each run also keeps
-    the side's worker RSS at its end (`rss_kib`, one entry a worker)."""
+    """ROUNDS alternating rounds of the same wrk run against each side (`before_round(r)`
+    first, if given); each run also keeps the side's worker RSS at its end (`rss_kib`, one
+    entry a worker)."""
     runs = results.setdefault(key, {"conns": conns, "script": script, "rounds": {}})["rounds"]
     names = list(sides)
     for r in range(ROUNDS):
+        if before_round is not None:
+            before_round(r)
         for name in names if r % 2 == 0 else names[::-1]:
             extra = [a.replace("{round}", f"{r}{name[0]}") for a in args]
             run = wrk(sides[name].url, script, conns, seconds, *extra, timeout_s=timeout_s)

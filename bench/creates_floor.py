@@ -16,13 +16,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import get_settings
-from app.cpu_limit import available_cpus
-from app.hashing import password_hash_from
 from bench import harness
-from bench.common import CREATE_CONNS, OUR_POOL, PASSWORD, our_url
+from bench.common import CREATE_CONNS, OUR_POOL, our_url
 from bench.harness import BIN, QUIET, Server, log, wrk
-from bench.scenarios.hashing import all_cores_cpu_per_hash
+from bench.scenarios.hashing import ceiling_now
 
 DATABASE = "bench_creates_floor"
 CEILING_S = 3.0  # each core hashes this long to measure a round's ceiling
@@ -54,13 +51,6 @@ def floor_server(name: str, port: int, database: str) -> Server:
         "--no-access-log", "--log-level", "warning", "--backlog", "4096",
     ]  # fmt: skip
     return Server(f"creates-floor-{name}", argv, port, {"DATABASE_URL": our_url(database), **QUIET})
-
-
-def measure_ceiling() -> float:
-    """Hashes/s the usable cores make together now, as scenario `hashing` measures it."""
-    hasher = password_hash_from(get_settings())
-    cores = available_cpus()
-    return cores / all_cores_cpu_per_hash(lambda: hasher.hash(PASSWORD), cores, CEILING_S)
 
 
 def create_run(server: Server, prefix: str, seconds: int, ceiling: float) -> Round:
@@ -117,7 +107,7 @@ def main() -> None:
         for server in sides.values():  # warm: pools filled, hashing threads started
             wrk(server.url, "create.lua", CREATE_CONNS, 2, f"w{server.port}", timeout_s=10)
         for r in range(args.rounds):
-            ceiling = measure_ceiling()
+            ceiling = ceiling_now(CEILING_S)
             # Each round in another order, so that no side always follows the same one.
             order = list(sides)[r % len(sides) :] + list(sides)[: r % len(sides)]
             for name in order:

@@ -89,6 +89,12 @@ def openloop_line(entry: dict[str, Any]) -> str:
     return f"openloop at {entry['rate']:,.0f} req/s: " + "; ".join(parts)
 
 
+def paired_shares(entry: dict[str, Any]) -> list[float]:
+    """Each round's creates/s of ours over the hashing ceiling measured just before it."""
+    runs = entry["rounds"]["ours"]
+    return [run["rps"] / c for run, c in zip(runs, entry["ceilings"], strict=True)]
+
+
 def create_cpu_line(entry: dict[str, Any]) -> str:
     """Where one create's CPU went, and the creates/s that much CPU allows on every core."""
     parts = ("hashing_threads_ms", "loop_ms", "mariadb_ms", "wrk_ms")
@@ -193,16 +199,28 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
 
     def creates() -> tuple[str, bool]:
         ceiling = results["hashing"]["ceiling_per_s"]
-        runs = results["create_mariadb_c8"]["rounds"]["ours"]
+        entry = results["create_mariadb_c8"]
+        runs = entry["rounds"]["ours"]
         rate, free = med(runs), 1 - foreign(runs)
         low, high = min(r["rps"] for r in runs), max(r["rps"] for r in runs)
         where = f"; {create_cpu_line(results['create_cpu'])}" if "create_cpu" in results else ""
+        if "ceilings" not in entry:  # a run from before the ceiling was measured per round
+            return (
+                f"{rate:.1f}/s = {rate / ceiling:.2f} of {ceiling:.1f}/s (rounds "
+                f"{low / ceiling:.2f}–{high / ceiling:.2f}; other processes took "
+                f"{1 - free:.0%} of the machine: {rate / (ceiling * free):.2f} of what was "
+                f"left){where}; before: {CREATES_BEFORE}",
+                rate / ceiling >= 0.9,
+            )
+        shares, ceilings = paired_shares(entry), entry["ceilings"]
+        share = statistics.median(shares)
         return (
-            f"{rate:.1f}/s = {rate / ceiling:.2f} of {ceiling:.1f}/s (rounds "
-            f"{low / ceiling:.2f}–{high / ceiling:.2f}; other processes took {1 - free:.0%} of "
-            f"the machine: {rate / (ceiling * free):.2f} of what was left){where}; before: "
+            f"{rate:.1f}/s = {share:.2f} of the ceiling measured before each round (rounds "
+            f"{min(shares):.2f}–{max(shares):.2f}; ceilings {min(ceilings):.1f}–"
+            f"{max(ceilings):.1f}/s), {rate / ceiling:.2f} of {ceiling:.1f}/s measured at the "
+            f"start; other processes took {1 - free:.0%} of the machine{where}; before: "
             f"{CREATES_BEFORE}",
-            rate / ceiling >= 0.9,
+            share >= 0.9,
         )
 
     def logins() -> tuple[str, None]:

@@ -52,6 +52,15 @@ def all_cores_cpu_per_hash(
     return (time.process_time() - cpu) / max(1, sum(counts))
 
 
+def ceiling_now(seconds: float = 3.0) -> float:
+    """Hashes/s the usable cores make together now: the ceiling, measured again beside a run.
+    On a shared machine it moves by several per cent from minute to minute (109.8-125.6/s
+    within two here), so a create run is best read against one taken just before it."""
+    hasher = password_hash_from(get_settings())
+    cores = available_cpus()
+    return cores / all_cores_cpu_per_hash(lambda: hasher.hash(PASSWORD), cores, seconds)
+
+
 def scenario_hashing(results: Results) -> None:
     settings = get_settings()
     hasher = password_hash_from(settings)
