@@ -20,9 +20,14 @@ from alembic.util import CommandError
 
 from app.migrate.config import PROJECT_ROOT
 
-# The migration machinery: followed from module to module. Other app modules (settings, models)
+# The migration machinery: followed from module to module. Other app modules (models, say)
 # count only when a revision imports them itself.
 MACHINERY = ("app.migrate", "app.backend")
+# What a run is given, like the environment, not what it does: 0005 reads its batch size from
+# the settings, and counting app/config.py made any release that added a setting look like an
+# edit of 0005, refusing every later upgrade and downgrade. Not recorded, and not compared where
+# a journal written before recorded it.
+RUN_INPUTS = frozenset({"app.config"})
 
 
 class EditedMigration(CommandError):
@@ -50,7 +55,7 @@ def _app_modules_used_by(module: ModuleType) -> set[str]:
         if isinstance(name, str) and (name == "app" or name.startswith("app.")):
             used.add(name)
     used.discard(module.__name__)
-    return used
+    return used - RUN_INPUTS
 
 
 def called_modules(module: ModuleType) -> dict[str, str]:
@@ -159,7 +164,7 @@ def edited_migrations(
         edit.modules = script_modules(found)
         if row.get("modules") and edit.modules is not None:
             then, now = json.loads(row["modules"]), json.loads(edit.modules)
-            for name in sorted(set(then) | set(now)):
+            for name in sorted((set(then) | set(now)) - RUN_INPUTS):
                 if then.get(name) != now.get(name):
                     edit.changes.append(
                         f"{module_path(name)}, which it calls (sha256 {_short(then.get(name))} "

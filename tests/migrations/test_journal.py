@@ -183,6 +183,52 @@ async def test_a_changed_migration_module_stops_the_run_naming_the_file(
     assert await with_database(url, version) == "0002"
 
 
+async def test_a_release_that_changes_the_settings_module_still_migrates(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """0005 reads its batch size from the settings: a later release that adds a setting
+    edits app/config.py, and that must not make 0005 look edited (it blocked every upgrade
+    and downgrade of a database that had run 0005 until MIGRATION_ALLOW_EDITED=1)."""
+    url, root = empty_database_url, copy_project(tmp_path)
+    await upgrade(url, "head", root)
+    settings = root / "app" / "config.py"
+    settings.write_text(settings.read_text() + "\n# a setting added by a later release\n")
+
+    assert run_module(url, "app.migrate", "journal", "--check", cwd=root).returncode == 0
+    run_alembic(url, "downgrade", "-1", cwd=root)
+    run_alembic(url, "upgrade", "head", cwd=root)
+    assert await with_database(url, version) == HEAD
+
+
+async def test_a_journal_that_recorded_the_settings_module_is_not_refused_for_it(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Journals written before settings stopped counting hold app.config among 0005's
+    modules: a changed settings module is not an edit for them either."""
+    url, root = empty_database_url, copy_project(tmp_path)
+    checksums = root / "app" / "migrate" / "checksums.py"
+    current = checksums.read_text()
+    # The code before the fix: settings counted like any module a revision imports.
+    checksums.write_text(
+        current.replace('RUN_INPUTS = frozenset({"app.config"})', "RUN_INPUTS = frozenset()")
+    )
+    run_alembic(url, "upgrade", "head", cwd=root)  # in a process of its own: the copy's code
+    assert "app.config" in await with_database(url, modules_of_0005)
+    checksums.write_text(current)
+    settings = root / "app" / "config.py"
+    settings.write_text(settings.read_text() + "\n# a setting added by a later release\n")
+
+    run_alembic(url, "downgrade", "-1", cwd=root)
+    assert await with_database(url, version) == "0004"
+
+
+def modules_of_0005(connection: Connection) -> dict[str, str]:
+    recorded = connection.execute(
+        text("SELECT modules FROM migration_journal WHERE revision = '0005'")
+    ).scalar_one()
+    return dict(json.loads(recorded))
+
+
 async def test_a_journal_written_by_older_code_is_extended_and_sealed(
     empty_database_url: str, backend: str
 ) -> None:
