@@ -17,13 +17,14 @@ import urllib.request
 from typing import Any
 
 from bench import harness
-from bench.common import MIGRATION_ROWS, OUR_POOL, PASSWORD, SECONDS, Results, our_url, warm
+from bench.common import MIGRATION_ROWS, OUR_POOL, PASSWORD, Results, our_url, warm
 from bench.harness import BIN, ROOT, Server, log
 
 PORT = 18109
 CREATE_EVERY_S = 0.5  # a trickle: two registrations a second, each an argon2 hash
 PROGRESS = re.compile(r"backfill user_list\.username_key: .*: done")
 WINDOW_S = 2  # each wrk run's length: the resolution at which a read spike is placed in time
+CONTROL_S = 10  # the load without a migration: long enough for twenty creates
 
 
 def _creates(url: str, stop: threading.Event, tag: str) -> dict[str, Any]:
@@ -72,6 +73,25 @@ def _reads_until(url: str, done: threading.Event, rows: int, t0: float) -> dict[
         "p99_us": max((r["p99_us"] for r in runs), default=0),
         "windows": [[round(t, 1), r["max_us"]] for t, r in zip(starts, runs, strict=True)],
     }
+
+
+def _control(url: str) -> dict[str, Any]:
+    """The same load, reads and creates, for CONTROL_S without a migration: what the load
+    alone makes of the slowest read and create on these cores, to read the migration's against."""
+    done, stop_creates = threading.Event(), threading.Event()
+    creates: dict[str, Any] = {}
+    creator = threading.Thread(target=lambda: creates.update(_creates(url, stop_creates, "bc")))
+    creator.start()
+    timer = threading.Timer(CONTROL_S, done.set)
+    timer.start()
+    try:
+        reads = _reads_until(url, done, MIGRATION_ROWS, time.perf_counter())
+    finally:
+        timer.cancel()
+        stop_creates.set()
+        creator.join()
+    creates.pop("timeline", None)
+    return {**reads, "creates": creates}
 
 
 def _upgrade(url: str, t0: float) -> tuple[float, list[list[Any]]]:
@@ -131,7 +151,7 @@ def scenario_backfill(results: Results, secret: str) -> None:
     creates: dict[str, Any] = {}
     try:
         warm(server)
-        control = harness.wrk(server.url, "show.lua", 16, max(SECONDS, 3), str(MIGRATION_ROWS))
+        control = _control(server.url)
         creator = threading.Thread(
             target=lambda: creates.update(_creates(server.url, stop_creates, "bf"))
         )

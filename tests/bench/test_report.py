@@ -109,3 +109,11 @@ def test_creates_without_paired_ceilings_fall_back_to_the_runs_ceiling() -> None
     measured, met = creates_row(creates_results([90.0, 95.0, 100.0], None))
     assert measured.startswith("95.0/s = 0.79 of 120.0/s")
     assert met is False
+
+
+def test_backfill_goal_shows_what_the_same_load_makes_without_a_migration() -> None:
+    results = backfill_results(180, 120)
+    results["backfill"]["control"] = {"max_us": 150_000, "creates": {"max_us": 170_000}}
+    measured = {goal: text for goal, _, text, _ in goals(results)}
+    row = measured["0005 backfill, 1M rows, c=16 reads + creates"]
+    assert "without a migration: reads max 150.0 ms, creates max 170.0 ms" in row
