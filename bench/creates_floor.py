@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench import harness
 from bench.common import CREATE_CONNS, OUR_POOL, our_url
@@ -54,20 +53,16 @@ def floor_server(name: str, port: int, database: str) -> Server:
 
 
 def create_run(server: Server, prefix: str, seconds: int, ceiling: float) -> Round:
-    workers = server.worker_pids()
-    mariadb = int(Path("/run/mysqld/mysqld.pid").read_text())
-    loop0, threads0 = harness.thread_cpu_s(workers)
-    db0 = harness.process_cpu_s(mariadb)
-    run = wrk(server.url, "create.lua", CREATE_CONNS, seconds, prefix, timeout_s=10)
-    loop1, threads1 = harness.thread_cpu_s(workers)
-    db1 = harness.process_cpu_s(mariadb)
-    per_create_ms = 1000 / max(run["requests"], 1)
+    run, cpu = harness.cpu_per_request_ms(
+        server,
+        lambda: wrk(server.url, "create.lua", CREATE_CONNS, seconds, prefix, timeout_s=10),
+    )
     return Round(
         rate=float(run["rps"]),
         ceiling=ceiling,
-        loop_ms=(loop1 - loop0) * per_create_ms,
-        hashing_ms=(threads1 - threads0) * per_create_ms,
-        mariadb_ms=(db1 - db0) * per_create_ms,
+        loop_ms=cpu["loop_ms"],
+        hashing_ms=cpu["hashing_threads_ms"],
+        mariadb_ms=cpu["mariadb_ms"],
         failed=int(run["errors"]),
     )
 

@@ -378,6 +378,33 @@ def thread_cpu_s(pids: list[int]) -> tuple[float, float]:
     return main / tick, other / tick
 
 
+def cpu_per_request_ms(
+    server: "Server", run: Callable[[], dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """`run()` (a wrk run against `server`) and the CPU each of its requests took, in ms: the
+    workers' event loops, their other threads (hashing), MariaDB, and this process's children
+    (wrk)."""
+    workers = server.worker_pids()
+    mariadb = int(Path("/run/mysqld/mysqld.pid").read_text())
+    loop0, threads0 = thread_cpu_s(workers)
+    db0, own0 = process_cpu_s(mariadb), _children_cpu_s()
+    summary = run()
+    loop1, threads1 = thread_cpu_s(workers)
+    db1, own1 = process_cpu_s(mariadb), _children_cpu_s()
+    per_request_ms = 1000 / max(summary["requests"], 1)
+    return summary, {
+        "loop_ms": (loop1 - loop0) * per_request_ms,
+        "hashing_threads_ms": (threads1 - threads0) * per_request_ms,
+        "mariadb_ms": (db1 - db0) * per_request_ms,
+        "wrk_ms": (own1 - own0) * per_request_ms,
+    }
+
+
+def _children_cpu_s() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def process_cpu_s(pid: int) -> float:
     """CPU seconds so far of one process (all its threads)."""
     return _proc_cpu_ticks(pid)[1] / os.sysconf("SC_CLK_TCK")

@@ -7,7 +7,6 @@ import statistics
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from app.cpu_limit import available_cpus
@@ -88,28 +87,13 @@ def creates_against_ceiling(results: Results) -> None:
 def create_cpu_breakdown(results: Results, ours: Server) -> None:
     """Where one create's CPU goes: the workers' event loops, their hashing threads, MariaDB
     and wrk, over one more create run (not one of the measured rounds)."""
-    workers = ours.worker_pids()
-    server_pid = int(Path("/run/mysqld/mysqld.pid").read_text())
-    loop0, threads0 = harness.thread_cpu_s(workers)
-    db0, own0 = harness.process_cpu_s(server_pid), _children_cpu_s()
-    run = wrk(ours.url, "create.lua", CREATE_CONNS, 2 * SECONDS, "cpu", timeout_s=10)
-    loop1, threads1 = harness.thread_cpu_s(workers)
-    db1, own1 = harness.process_cpu_s(server_pid), _children_cpu_s()
-    per_create_ms = 1000 / max(run["requests"], 1)
+    run, cpu = harness.cpu_per_request_ms(
+        ours, lambda: wrk(ours.url, "create.lua", CREATE_CONNS, 2 * SECONDS, "cpu", timeout_s=10)
+    )
     results["create_cpu"] = {
-        "creates_per_s": run["rps"],
-        "loop_ms": (loop1 - loop0) * per_create_ms,
-        "hashing_threads_ms": (threads1 - threads0) * per_create_ms,
-        "mariadb_ms": (db1 - db0) * per_create_ms,
-        "wrk_ms": (own1 - own0) * per_create_ms,
-        "foreign_cpu": run["foreign_cpu"],
-    }
+        "creates_per_s": run["rps"], **cpu, "foreign_cpu": run["foreign_cpu"],
+    }  # fmt: skip
     log("  " + report.create_cpu_line(results["create_cpu"]))
-
-
-def _children_cpu_s() -> float:
-    times = os.times()
-    return times.children_user + times.children_system
 
 
 def raw_ceiling(results: Results, ours: Server) -> None:
